@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { hasToken, parseRequestLine, serializeResponse, splitList, statusText, type HeaderFields, type ParsedHead } from './http1.js';
+
+/** §1.3: the GUID appended to Sec-WebSocket-Key before hashing. */
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** base64 of exactly 16 bytes: 22 significant characters and "==". */
+const KEY_SHAPE = /^[A-Za-z0-9+/]{22}==$/;
+
+export function computeAcceptKey(key: string): string {
+  return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
+}
+
+export function isValidKey(key: string | undefined): key is string {
+  return key !== undefined && KEY_SHAPE.test(key);
+}
+
+/** The client's opening handshake, as the server saw it. */
+export interface HandshakeRequest {
+  method: string;
+  /** The request target as sent, e.g. `/chat?room=1`. */
+  target: string;
+  /** The path part of the target, e.g. `/chat`. */
+  path: string;
+  /** The query part of the target. */
+  query: URLSearchParams;
+  httpVersion: string;
+  headers: HeaderFields;
+  rawHeaders: string[];
+  /** Subprotocols the client offered, in its order of preference. */
+  subprotocols: string[];
+}
+
+/** An HTTP response to the opening handshake. */
+export interface HandshakeResponse {
+  status: number;
+  reason: string;
+  headers: Array<[string, string]>;
+  body: Uint8Array;
+}
+
+/** Why a request cannot be upgraded, as the HTTP answer to give. */
+export interface HandshakeProblem {
+  status: number;
+  message: string;
+  headers?: Array<[string, string]>;
+}
+
+export function toHandshakeRequest(head: ParsedHead): HandshakeRequest {
+  const { method, target, version } = parseRequestLine(head.startLine);
+  const questionMark = target.indexOf('?');
+  const path = questionMark === -1 ? target : target.slice(0, questionMark);
+  const query = new URLSearchParams(questionMark === -1 ? '' : target.slice(questionMark + 1));
+  return {
+    method,
+    target,
+    path,
+    query,
+    httpVersion: version,
+    headers: head.headers,
+    rawHeaders: head.rawHeaders,
+    subprotocols: splitList(head.headers['sec-websocket-protocol']),
+  };
+}
+
+const VERSION_HEADERS: Array<[string, string]> = [['Sec-WebSocket-Version', '13']];
+
+/** RFC 6455 §4.2.1 checks, in the order a person debugging would want them. */
+export function validateRequest(request: HandshakeRequest): HandshakeProblem | null {
+  const h = request.headers;
+  if (request.method !== 'GET') {
+    return { status: 405, message: 'the opening handshake must be a GET request', headers: [['Allow', 'GET']] };
+  }
+  if (request.httpVersion !== 'HTTP/1.1') return { status: 400, message: 'the opening handshake needs HTTP/1.1' };
+  if (!request.target.startsWith('/')) return { status: 400, message: 'the request target must be a path' };
+  if (h['host'] === undefined || h['host'].length === 0) return { status: 400, message: 'missing Host header' };
+  if (h['content-length'] !== undefined && h['content-length'] !== '0') {
+    return { status: 400, message: 'the opening handshake carries no body' };
+  }
+  if (h['transfer-encoding'] !== undefined) return { status: 400, message: 'the opening handshake carries no body' };
+  if (!hasToken(h['upgrade'], 'websocket')) {
+    return {
+      status: 426,
+      message: 'this is a WebSocket endpoint: the request needs "Upgrade: websocket"',
+      headers: [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ...VERSION_HEADERS],
+    };
+  }
+  if (!hasToken(h['connection'], 'upgrade')) {
+    return { status: 400, message: 'the request needs "Connection: Upgrade"' };
+  }
+  if (!isValidKey(h['sec-websocket-key'])) {
+    return { status: 400, message: 'Sec-WebSocket-Key must be the base64 encoding of 16 bytes' };
+  }
+  if (h['sec-websocket-version'] !== '13') {
+    return { status: 426, message: 'unsupported Sec-WebSocket-Version: only 13 is spoken here', headers: VERSION_HEADERS };
+  }
+  return null;
+}
+
+/** A response with a short plain-text body that tells a person what went wrong. */
+export function errorResponse(
+  status: number,
+  message: string,
+  extraHeaders: ReadonlyArray<readonly [string, string]> = [],
+): HandshakeResponse {
+  const body = Buffer.from(`${message}\n`, 'utf8');
+  return {
+    status,
+    reason: statusText(status),
+    headers: [
+      ['Connection', 'close'],
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(body.length)],
+      ...extraHeaders.map(([name, value]): [string, string] => [name, value]),
+    ],
+    body,
+  };
+}
+
+export function switchingProtocolsResponse(
+  key: string,
+  subprotocol: string | null,
+  extraHeaders: ReadonlyArray<readonly [string, string]> = [],
+): HandshakeResponse {
+  const headers: Array<[string, string]> = [
+    ['Upgrade', 'websocket'],
+    ['Connection', 'Upgrade'],
+    ['Sec-WebSocket-Accept', computeAcceptKey(key)],
+  ];
+  if (subprotocol !== null) headers.push(['Sec-WebSocket-Protocol', subprotocol]);
+  for (const [name, value] of extraHeaders) headers.push([name, value]);
+  return { status: 101, reason: statusText(101), headers, body: new Uint8Array(0) };
+}
+
+export function serializeHandshakeResponse(response: HandshakeResponse): Buffer {
+  return serializeResponse(response.status, response.reason, response.headers, response.body);
+}

@@ -1,0 +1,29 @@
+/** The sans-IO core: bytes in, events and bytes out. No sockets, timers or promises. */
+export { ServerProtocol, type ServerProtocolOptions, type AcceptOptions } from './server.js';
+export {
+  Protocol,
+  State,
+  STATE_NAMES,
+  DEFAULT_MAX_PAYLOAD,
+  isEof,
+  encodeClosePayload,
+  decodeClosePayload,
+  type Side,
+  type Message,
+  type ProtocolEvent,
+  type ProtocolOptions,
+  type CloseInfo,
+} from './protocol.js';
+export { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
+export { WebSocketError, ProtocolError, HandshakeError, InvalidStateError } from './errors.js';
+export { Opcode, MAX_CONTROL_PAYLOAD, writeFrameHeader, headerLength } from './frame.js';
+export { applyMask } from './mask.js';
+export { Utf8Validator, isValidUtf8 } from './utf8.js';
+export {
+  computeAcceptKey,
+  validateRequest,
+  type HandshakeRequest,
+  type HandshakeResponse,
+  type HandshakeProblem,
+} from './handshake.js';
+export { type HeaderFields, DEFAULT_HEAD_LIMITS } from './http1.js';

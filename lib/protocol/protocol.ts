@@ -1,0 +1,457 @@
+import { ChunkQueue } from './chunks.js';
+import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
+import { InvalidStateError, ProtocolError } from './errors.js';
+import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
+import { applyMask } from './mask.js';
+import { Utf8Validator } from './utf8.js';
+import type { HandshakeRequest } from './handshake.js';
+
+/** Connection states of RFC 6455 §4–§7. */
+export const State = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+export type State = (typeof State)[keyof typeof State];
+export const STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const;
+
+export type Side = 'server' | 'client';
+
+/** A message is a string (text frame) or bytes (binary frame); `typeof` tells them apart. */
+export type Message = string | Buffer;
+
+export type ProtocolEvent =
+  | { type: 'request'; request: HandshakeRequest }
+  | { type: 'message'; data: Message }
+  | { type: 'ping'; data: Buffer }
+  | { type: 'pong'; data: Buffer }
+  /** A close frame arrived; `code` is 1005 when it carried none. */
+  | { type: 'close'; code: number; reason: string };
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+export interface ProtocolOptions {
+  /** Largest message, in bytes, fragments added up; bigger ones fail with 1009. Default 1 MiB. */
+  maxPayload?: number;
+}
+
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** A chunk of length 0 in `dataToSend()`: "now close the TCP connection (send FIN)". */
+export function isEof(chunk: Uint8Array): boolean {
+  return chunk.length === 0;
+}
+const EOF_MARKER = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
+
+/** Payloads up to this size are copied next to their header, so a frame is one chunk. */
+const COALESCE_LIMIT = 4096;
+
+/**
+ * What both ends of a WebSocket connection share once the handshake is done:
+ * framing, fragmentation, control frames, UTF-8, limits and the closing
+ * handshake. Pure: bytes in, events and bytes out; no sockets, no timers.
+ */
+export abstract class Protocol {
+  state: State = State.CONNECTING;
+  /** The close frame we sent, once sent. */
+  closeSent: CloseInfo | null = null;
+  /** The close frame we received, once received. */
+  closeReceived: CloseInfo | null = null;
+  /** Why we failed the connection, if we did. */
+  failure: ProtocolError | null = null;
+  readonly maxPayload: number;
+
+  protected readonly queue = new ChunkQueue();
+  protected events: ProtocolEvent[] = [];
+  private output: Uint8Array[] = [];
+  private eofSent = false;
+  private eofReceived = false;
+  /** After failing or closing, input is dropped unread (§7.1.7). */
+  private discarding = false;
+
+  private readonly header = new FrameHeaderReader();
+  private inPayload = false;
+  private payloadRemaining = 0;
+  private maskOffset = 0;
+  private controlPieces: Buffer[] = [];
+  /** TEXT or BINARY while a message is being received, else 0. */
+  private messageOpcode = 0;
+  private messagePieces: Buffer[] = [];
+  private messageLength = 0;
+  private readonly utf8 = new Utf8Validator();
+
+  constructor(
+    readonly side: Side,
+    options: ProtocolOptions = {},
+  ) {
+    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
+  }
+
+  /**
+   * Feed bytes read from the connection, split anywhere. The protocol takes
+   * ownership: it may unmask them in place and hand out views of them.
+   */
+  receiveData(data: Uint8Array): void {
+    if (this.discarding || this.eofReceived) return;
+    const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (this.state === State.CONNECTING) {
+      this.receiveHandshakeData(chunk);
+      return;
+    }
+    this.queue.push(chunk);
+    this.parseFrames();
+  }
+
+  /** The peer closed its side of the TCP connection. */
+  receiveEof(): void {
+    if (this.eofReceived) return;
+    this.eofReceived = true;
+    this.discardInput();
+    this.state = State.CLOSED;
+    if (!this.eofSent) this.sendEof();
+  }
+
+  /** Events parsed since the last call, in order. */
+  eventsReceived(): ProtocolEvent[] {
+    const events = this.events;
+    if (events.length > 0) this.events = [];
+    return events;
+  }
+
+  /** Chunks to write, in order, since the last call; a zero-length chunk means "close the TCP side". */
+  dataToSend(): Uint8Array[] {
+    const output = this.output;
+    if (output.length > 0) this.output = [];
+    return output;
+  }
+
+  /** True once the TCP connection should close soon: the I/O layer starts its close timer. */
+  closeExpected(): boolean {
+    return this.state === State.CLOSING || this.eofSent;
+  }
+
+  /**
+   * The connection's close code (§7.1.5): the code of the close frame
+   * received (1005 if it had none), else the code we failed the connection
+   * with, else 1006 (closed without a close frame).
+   */
+  get closeCode(): number {
+    if (this.closeReceived) return this.closeReceived.code;
+    if (this.failure) return this.failure.closeCode;
+    return CloseCode.ABNORMAL;
+  }
+
+  get closeReason(): string {
+    if (this.closeReceived) return this.closeReceived.reason;
+    if (this.failure) return this.failure.message;
+    return '';
+  }
+
+  sendText(text: string): void {
+    this.assertCanSendData();
+    if (text.length <= COALESCE_LIMIT / 3 && this.side === 'server') {
+      // Short text: header and UTF-8 bytes in one allocation, one chunk.
+      const length = Buffer.byteLength(text);
+      const frame = Buffer.allocUnsafe(headerLength(length, false) + length);
+      const at = writeFrameHeader(frame, 0, Opcode.TEXT, length, true, 0, null);
+      frame.write(text, at, length, 'utf8');
+      this.output.push(frame);
+      return;
+    }
+    this.sendFrame(Opcode.TEXT, Buffer.from(text, 'utf8'));
+  }
+
+  sendBinary(data: Uint8Array): void {
+    this.assertCanSendData();
+    this.sendFrame(Opcode.BINARY, data);
+  }
+
+  /** Text for a string, binary for bytes. */
+  send(data: string | Uint8Array): void {
+    if (typeof data === 'string') this.sendText(data);
+    else this.sendBinary(data);
+  }
+
+  sendPing(data: Uint8Array | string = EMPTY): void {
+    this.sendControl(Opcode.PING, data);
+  }
+
+  sendPong(data: Uint8Array | string = EMPTY): void {
+    this.sendControl(Opcode.PONG, data);
+  }
+
+  /**
+   * Start (or answer) the closing handshake. `code` 1005 sends a close frame
+   * without a status code. Throws RangeError for a code that may not be sent
+   * or a reason longer than 123 UTF-8 bytes.
+   */
+  sendClose(code: number = CloseCode.NORMAL, reason = ''): void {
+    if (this.state !== State.OPEN) {
+      throw new InvalidStateError(`cannot close: connection is ${STATE_NAMES[this.state]}`);
+    }
+    const payload = encodeClosePayload(code, reason);
+    this.sendFrame(Opcode.CLOSE, payload);
+    this.closeSent = { code, reason: code === CloseCode.NO_STATUS ? '' : reason };
+    this.state = State.CLOSING;
+  }
+
+  /** Fail the connection (§7.1.7): send a close frame if still open, stop reading, and (server) close TCP. */
+  fail(code: number, reason: string): void {
+    if (this.failure === null && this.closeReceived === null) this.failure = new ProtocolError(reason, code);
+    if (this.state === State.OPEN) {
+      const shortReason = truncateUtf8(reason, MAX_CLOSE_REASON_BYTES);
+      this.sendFrame(Opcode.CLOSE, encodeClosePayload(code, shortReason));
+      this.closeSent = { code, reason: shortReason };
+      this.state = State.CLOSING;
+    }
+    this.discardInput();
+    // A server closes TCP at once; a client waits for the server to do it (§7.1.1).
+    if (this.side === 'server' && !this.eofSent) this.sendEof();
+  }
+
+  protected abstract receiveHandshakeData(chunk: Buffer): void;
+
+  /** The mask for the next frame: a fresh random key on the client, none on the server. */
+  protected abstract nextMask(): Uint8Array | null;
+
+  /** Switch to OPEN and parse whatever frames arrived with the handshake. */
+  protected openConnection(): void {
+    this.state = State.OPEN;
+    if (this.queue.length > 0) this.parseFrames();
+  }
+
+  protected sendEof(): void {
+    this.output.push(EOF_MARKER);
+    this.eofSent = true;
+  }
+
+  protected pushOutput(chunk: Uint8Array): void {
+    this.output.push(chunk);
+  }
+
+  protected discardInput(): void {
+    this.discarding = true;
+    this.queue.clear();
+    this.messagePieces = [];
+    this.controlPieces = [];
+  }
+
+  private assertCanSendData(): void {
+    if (this.state !== State.OPEN) {
+      throw new InvalidStateError(`cannot send: connection is ${STATE_NAMES[this.state]}`);
+    }
+  }
+
+  private sendControl(opcode: number, data: Uint8Array | string): void {
+    this.assertCanSendData();
+    const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (payload.length > MAX_CONTROL_PAYLOAD) {
+      throw new RangeError(`control frame payload is ${payload.length} bytes; at most ${MAX_CONTROL_PAYLOAD}`);
+    }
+    this.sendFrame(opcode, payload);
+  }
+
+  /** Encode one frame into the output; payloads are copied only when small or masked. */
+  protected sendFrame(opcode: number, payload: Uint8Array, fin = true, rsv = 0): void {
+    const mask = this.nextMask();
+    const length = payload.length;
+    const size = headerLength(length, mask !== null);
+    if (mask === null && length > COALESCE_LIMIT) {
+      const header = Buffer.allocUnsafe(size);
+      writeFrameHeader(header, 0, opcode, length, fin, rsv, null);
+      this.output.push(header, payload);
+      return;
+    }
+    const frame = Buffer.allocUnsafe(size + length);
+    const at = writeFrameHeader(frame, 0, opcode, length, fin, rsv, mask);
+    frame.set(payload, at);
+    if (mask !== null) applyMask(frame.subarray(at), mask, 0);
+    this.output.push(frame);
+  }
+
+  private parseFrames(): void {
+    try {
+      this.readFrames();
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.fail(error.closeCode, error.message);
+    }
+  }
+
+  private readFrames(): void {
+    const queue = this.queue;
+    const header = this.header;
+    while (!this.discarding) {
+      if (!this.inPayload) {
+        if (!header.read(queue)) return;
+        this.checkFrameHeader();
+        this.inPayload = true;
+        this.payloadRemaining = header.payloadLength;
+        this.maskOffset = 0;
+      }
+      const control = isControlOpcode(header.opcode);
+      while (this.payloadRemaining > 0) {
+        if (queue.length === 0) return;
+        const piece = queue.takeUpTo(this.payloadRemaining);
+        if (header.masked) {
+          applyMask(piece, header.mask, this.maskOffset);
+          this.maskOffset = (this.maskOffset + piece.length) & 3;
+        }
+        this.payloadRemaining -= piece.length;
+        if (control) {
+          this.controlPieces.push(piece);
+        } else {
+          // §8.1: fail as soon as the text can no longer be UTF-8, mid-frame included.
+          if (this.messageOpcode === Opcode.TEXT && !this.utf8.feed(piece)) {
+            throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
+          }
+          this.messagePieces.push(piece);
+        }
+      }
+      this.inPayload = false;
+      if (control) this.completeControlFrame();
+      else if (header.fin) this.completeMessage();
+    }
+  }
+
+  /** Rules that can be checked from the header alone, before any payload is buffered. */
+  private checkFrameHeader(): void {
+    const { opcode, payloadLength } = this.header;
+    if (this.header.rsv !== 0) {
+      throw new ProtocolError('reserved bits set without a negotiated extension', CloseCode.PROTOCOL_ERROR);
+    }
+    // §5.1: clients mask every frame, servers none.
+    if (this.header.masked !== (this.side === 'server')) {
+      const message = this.side === 'server' ? 'client frames must be masked' : 'server frames must not be masked';
+      throw new ProtocolError(message, CloseCode.PROTOCOL_ERROR);
+    }
+    switch (opcode) {
+      case Opcode.CLOSE:
+      case Opcode.PING:
+      case Opcode.PONG:
+        // §5.5: control frames are short and never fragmented.
+        if (!this.header.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
+        if (payloadLength > MAX_CONTROL_PAYLOAD) {
+          throw new ProtocolError('control frame payload over 125 bytes', CloseCode.PROTOCOL_ERROR);
+        }
+        this.controlPieces = [];
+        return;
+      case Opcode.CONTINUATION:
+        if (this.messageOpcode === 0) {
+          throw new ProtocolError('continuation frame without a message to continue', CloseCode.PROTOCOL_ERROR);
+        }
+        break;
+      case Opcode.TEXT:
+      case Opcode.BINARY:
+        if (this.messageOpcode !== 0) {
+          throw new ProtocolError('new message started inside a fragmented message', CloseCode.PROTOCOL_ERROR);
+        }
+        this.messageOpcode = opcode;
+        break;
+      default:
+        throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, CloseCode.PROTOCOL_ERROR);
+    }
+    // §10.4: refuse an oversized message before buffering any of it.
+    if (payloadLength > this.maxPayload - this.messageLength) {
+      throw new ProtocolError(`message over the ${this.maxPayload}-byte limit`, CloseCode.MESSAGE_TOO_BIG);
+    }
+    this.messageLength += payloadLength;
+  }
+
+  private completeMessage(): void {
+    const pieces = this.messagePieces;
+    const data =
+      pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces, this.messageLength);
+    const text = this.messageOpcode === Opcode.TEXT;
+    this.messagePieces = [];
+    this.messageOpcode = 0;
+    this.messageLength = 0;
+    if (text) {
+      if (!this.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
+      this.events.push({ type: 'message', data: data.toString('utf8') });
+    } else {
+      this.events.push({ type: 'message', data });
+    }
+  }
+
+  private completeControlFrame(): void {
+    const pieces = this.controlPieces;
+    const payload = pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces);
+    this.controlPieces = [];
+    switch (this.header.opcode) {
+      case Opcode.PING:
+        this.events.push({ type: 'ping', data: payload });
+        // §5.5.2: answer every ping with a pong carrying the same bytes.
+        if (this.state === State.OPEN) this.sendFrame(Opcode.PONG, payload);
+        return;
+      case Opcode.PONG:
+        this.events.push({ type: 'pong', data: payload });
+        return;
+      default:
+        this.receiveClose(payload);
+    }
+  }
+
+  private receiveClose(payload: Buffer): void {
+    const close = decodeClosePayload(payload);
+    this.closeReceived = close;
+    this.events.push({ type: 'close', code: close.code, reason: close.reason });
+    if (this.state === State.OPEN) {
+      // §5.5.1: answer with a close frame, echoing the status code.
+      this.sendFrame(Opcode.CLOSE, close.code === CloseCode.NO_STATUS ? EMPTY : encodeClosePayload(close.code, ''));
+      this.closeSent = { code: close.code, reason: '' };
+      this.state = State.CLOSING;
+    }
+    // §1.4: nothing after a close frame is processed; the server closes TCP first.
+    this.discardInput();
+    if (this.side === 'server' && !this.eofSent) this.sendEof();
+  }
+}
+
+/** Close frame payload: 2-byte code and UTF-8 reason; empty for 1005. */
+export function encodeClosePayload(code: number, reason: string): Buffer {
+  if (code === CloseCode.NO_STATUS) {
+    if (reason !== '') throw new RangeError('a close frame without a status code cannot carry a reason');
+    return EMPTY;
+  }
+  if (!Number.isInteger(code) || !isValidWireCloseCode(code)) {
+    throw new RangeError(`close code ${code} may not be sent`);
+  }
+  const length = Buffer.byteLength(reason);
+  if (length > MAX_CLOSE_REASON_BYTES) {
+    throw new RangeError(`close reason is ${length} bytes; at most ${MAX_CLOSE_REASON_BYTES}`);
+  }
+  const payload = Buffer.allocUnsafe(2 + length);
+  payload.writeUInt16BE(code, 0);
+  payload.write(reason, 2, length, 'utf8');
+  return payload;
+}
+
+/** Parse a received close payload (§5.5.1, §7.4); throws ProtocolError when it is invalid. */
+export function decodeClosePayload(payload: Buffer): CloseInfo {
+  if (payload.length === 0) return { code: CloseCode.NO_STATUS, reason: '' };
+  if (payload.length === 1) throw new ProtocolError('close frame payload of 1 byte', CloseCode.PROTOCOL_ERROR);
+  const code = payload.readUInt16BE(0);
+  if (!isValidWireCloseCode(code)) throw new ProtocolError(`invalid close code ${code}`, CloseCode.PROTOCOL_ERROR);
+  const reasonBytes = payload.subarray(2);
+  const validator = new Utf8Validator();
+  if (!validator.feed(reasonBytes) || !validator.end()) {
+    throw new ProtocolError('invalid UTF-8 in close reason', CloseCode.INVALID_PAYLOAD);
+  }
+  return { code, reason: reasonBytes.toString('utf8') };
+}
+
+/** Cut a string to at most `maxBytes` of UTF-8 without splitting a character. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let result = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > maxBytes) break;
+    result += char;
+    bytes += size;
+  }
+  return result;
+}

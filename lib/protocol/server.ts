@@ -1,0 +1,144 @@
+import { InvalidStateError } from './errors.js';
+import {
+  errorResponse,
+  serializeHandshakeResponse,
+  switchingProtocolsResponse,
+  toHandshakeRequest,
+  validateRequest,
+  type HandshakeRequest,
+  type HandshakeResponse,
+} from './handshake.js';
+import { DEFAULT_HEAD_LIMITS, HeadCollector, HeadParseError, statusText } from './http1.js';
+import { Protocol, State, type ProtocolOptions } from './protocol.js';
+
+export interface ServerProtocolOptions extends ProtocolOptions {
+  /** Most bytes the request head may take. Default 16 KiB; over it: 431. */
+  maxHeadBytes?: number;
+  /** Most header fields in the request. Default 100; over it: 431. */
+  maxHeaders?: number;
+  /** Subprotocols this server speaks, in its order of preference. */
+  subprotocols?: readonly string[];
+  /**
+   * Pick the subprotocol from those the client offered (null: none). Overrides
+   * `subprotocols`' default choice: the first of ours the client offered.
+   */
+  selectSubprotocol?: (offered: readonly string[], request: HandshakeRequest) => string | null;
+}
+
+export interface AcceptOptions {
+  /** The subprotocol to confirm; by default chosen with the protocol's options. */
+  subprotocol?: string | null;
+  /** Extra response headers (e.g. Set-Cookie). */
+  headers?: ReadonlyArray<readonly [string, string]>;
+}
+
+/**
+ * The server side of a WebSocket connection, sans I/O: it parses the opening
+ * handshake request, lets its owner `accept` or `reject` it, then speaks
+ * RFC 6455 frames.
+ */
+export class ServerProtocol extends Protocol {
+  /** The handshake request, once its head is complete. */
+  request: HandshakeRequest | null = null;
+  /** The subprotocol confirmed in the handshake, if any. */
+  subprotocol: string | null = null;
+  /** The handshake response sent, once sent. */
+  response: HandshakeResponse | null = null;
+
+  private readonly head: HeadCollector;
+  private readonly subprotocols: readonly string[];
+  private readonly selectSubprotocol: ServerProtocolOptions['selectSubprotocol'];
+
+  constructor(options: ServerProtocolOptions = {}) {
+    super('server', options);
+    this.head = new HeadCollector({
+      maxHeadBytes: options.maxHeadBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes,
+      maxHeaders: options.maxHeaders ?? DEFAULT_HEAD_LIMITS.maxHeaders,
+    });
+    this.subprotocols = options.subprotocols ?? [];
+    this.selectSubprotocol = options.selectSubprotocol;
+  }
+
+  /**
+   * The response that accepts `request`: 101 when it is a valid WebSocket
+   * handshake (§4.2.2), else a 4xx that says what is wrong.
+   */
+  accept(request: HandshakeRequest | null = this.request, options: AcceptOptions = {}): HandshakeResponse {
+    if (request === null) throw new InvalidStateError('no handshake request has been received');
+    const problem = validateRequest(request);
+    if (problem) return errorResponse(problem.status, problem.message, problem.headers);
+    const subprotocol = options.subprotocol !== undefined ? options.subprotocol : this.chooseSubprotocol(request);
+    if (subprotocol !== null && !request.subprotocols.includes(subprotocol)) {
+      throw new RangeError(`subprotocol "${subprotocol}" was not offered by the client`);
+    }
+    return switchingProtocolsResponse(request.headers['sec-websocket-key']!, subprotocol, options.headers);
+  }
+
+  /** A response refusing the handshake with `status` and a short plain-text body. */
+  reject(status: number, message = statusText(status), headers: ReadonlyArray<readonly [string, string]> = []): HandshakeResponse {
+    if (!Number.isInteger(status) || status < 300 || status > 599) {
+      throw new RangeError(`a rejection needs a 3xx–5xx status, not ${status}`);
+    }
+    return errorResponse(status, message, headers);
+  }
+
+  /** Send the handshake response: 101 opens the connection, anything else closes it. */
+  sendResponse(response: HandshakeResponse): void {
+    if (this.state !== State.CONNECTING || this.response !== null) {
+      throw new InvalidStateError('the handshake response was already sent');
+    }
+    this.response = response;
+    this.pushOutput(serializeHandshakeResponse(response));
+    if (response.status === 101) {
+      this.subprotocol = headerValue(response, 'sec-websocket-protocol');
+      this.openConnection();
+    } else {
+      this.discardInput();
+      this.state = State.CLOSED;
+      this.sendEof();
+    }
+  }
+
+  protected override nextMask(): null {
+    return null;
+  }
+
+  protected override receiveHandshakeData(chunk: Buffer): void {
+    if (this.request !== null) {
+      // Frames sent before our response: keep them (bounded) for when we open.
+      this.queue.push(chunk);
+      if (this.queue.length > this.maxPayload + 14) this.refuse(400, 'too much data before the handshake response');
+      return;
+    }
+    try {
+      const complete = this.head.push(chunk);
+      if (complete === null) return;
+      this.request = toHandshakeRequest(complete.head);
+      this.queue.push(complete.rest);
+      this.events.push({ type: 'request', request: this.request });
+    } catch (error) {
+      if (!(error instanceof HeadParseError)) throw error;
+      this.refuse(error.status, error.message);
+    }
+  }
+
+  /** Answer an unparseable or oversized request ourselves: nobody can act on it. */
+  private refuse(status: number, message: string): void {
+    this.sendResponse(errorResponse(status, message));
+  }
+
+  private chooseSubprotocol(request: HandshakeRequest): string | null {
+    if (this.selectSubprotocol) return this.selectSubprotocol(request.subprotocols, request);
+    for (const candidate of this.subprotocols) {
+      if (request.subprotocols.includes(candidate)) return candidate;
+    }
+    return null;
+  }
+}
+
+function headerValue(response: HandshakeResponse, name: string): string | null {
+  for (const [key, value] of response.headers) {
+    if (key.toLowerCase() === name) return value;
+  }
+  return null;
+}
