@@ -1,0 +1,33 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+
+/** A TCP listener: a `net.Server` that hands each accepted socket to `onSocket`. */
+export class TCPListener {
+  private readonly server: NetServer;
+
+  constructor(onSocket: (socket: Socket) => void) {
+    // Half-open: the protocol, not Node, decides when our side of TCP closes.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  }
+
+  listen(host: string, port: number, backlog = 511): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once('error', onError);
+      this.server.listen({ host, port, backlog }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    const address = this.server.address();
+    if (address === null || typeof address === 'string') throw new Error('the listener is not listening on TCP');
+    return address;
+  }
+
+  /** Stop accepting; resolves when every socket is gone. */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

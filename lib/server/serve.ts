@@ -1,0 +1,144 @@
+import type { AddressInfo, Socket } from 'node:net';
+import { Connection, type ConnectionHandler, type WSConnection } from '../connection.js';
+import type { HandshakeRequest } from '../protocol/handshake.js';
+import type { Message } from '../protocol/protocol.js';
+import { State } from '../protocol/protocol.js';
+import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
+import { TCPListener } from './listener.js';
+
+/** The mojo-websockets shape: one function per message. */
+export type MessageHandler = (conn: WSConnection, message: Message) => void | Promise<void>;
+/** Either a message function or an object of callbacks (the Ballerina shape). */
+export type Handler = MessageHandler | ConnectionHandler;
+
+export interface ServeOptions extends ServerProtocolOptions {
+  /** Only this request path is upgraded; others get 404. Default: any path. */
+  path?: string;
+  /** Milliseconds from TCP accept to a complete handshake. Default 10 000. */
+  handshakeTimeout?: number;
+  /** Milliseconds for the closing handshake before the socket is dropped. Default 5 000. */
+  closeTimeout?: number;
+  /** Most bytes queued for a slow reader before its connection is dropped. Default 64 MiB. */
+  maxBufferedAmount?: number;
+  /** Most simultaneous connections; more get 503. Default 100 000. */
+  maxConnections?: number;
+  /** listen() backlog. Default 511. */
+  backlog?: number;
+}
+
+const DEFAULTS = {
+  handshakeTimeout: 10_000,
+  closeTimeout: 5_000,
+  maxBufferedAmount: 64 * 1024 * 1024,
+  maxConnections: 100_000,
+};
+
+/** A listening WebSocket server. */
+export class Server {
+  /** Connections that completed the handshake and are not closed yet. */
+  readonly connections = new Set<WSConnection>();
+  private readonly sockets = new Set<Connection>();
+  private readonly handler: ConnectionHandler;
+  private readonly listener: TCPListener;
+  private readonly settings: typeof DEFAULTS;
+  private closing: Promise<void> | null = null;
+  private idle: (() => void) | null = null;
+
+  constructor(
+    handler: Handler,
+    private readonly options: ServeOptions = {},
+  ) {
+    this.handler = typeof handler === 'function' ? { onMessage: handler } : handler;
+    this.settings = {
+      handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
+      closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
+      maxBufferedAmount: options.maxBufferedAmount ?? DEFAULTS.maxBufferedAmount,
+      maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+    };
+    this.listener = new TCPListener((socket) => this.accept(socket));
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return this.listener.listen(host, port, this.options.backlog);
+  }
+
+  address(): AddressInfo {
+    return this.listener.address();
+  }
+
+  /** `ws://host:port`, for printing. */
+  get url(): string {
+    const { address, family, port } = this.address();
+    return `ws://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+  }
+
+  /**
+   * Stop accepting, close every open connection with 1001 (or `code`), wait
+   * for the closing handshakes (bounded by closeTimeout), then resolve.
+   */
+  close(code = 1001, reason = 'server shutting down'): Promise<void> {
+    if (this.closing) return this.closing;
+    const stopped = this.listener.close();
+    const drained = new Promise<void>((resolve) => {
+      this.idle = resolve;
+    });
+    for (const conn of this.sockets) {
+      if (conn.protocol.state === State.CONNECTING) conn.socket.destroy();
+      else conn.close(code, reason);
+    }
+    if (this.sockets.size === 0) this.idle?.();
+    this.closing = Promise.all([stopped, drained]).then(() => undefined);
+    return this.closing;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const protocol = new ServerProtocol(this.options);
+    const conn = new Connection(socket, protocol, this.settings);
+    this.sockets.add(conn);
+    const handshakeTimer = setTimeout(() => socket.destroy(), this.settings.handshakeTimeout);
+    handshakeTimer.unref();
+    conn.onRequest = (c, request) => {
+      clearTimeout(handshakeTimer);
+      this.answer(c, request);
+    };
+    conn.onSocketClosed = (c) => {
+      clearTimeout(handshakeTimer);
+      this.sockets.delete(c);
+      this.connections.delete(c);
+      if (this.sockets.size === 0) this.idle?.();
+    };
+  }
+
+  /** Decide the handshake: policy checks first, then the RFC checks of accept(). */
+  private answer(conn: Connection, request: HandshakeRequest): void {
+    const protocol = conn.protocol as ServerProtocol;
+    let response;
+    if (this.options.path !== undefined && request.path !== this.options.path) {
+      response = protocol.reject(404, `no WebSocket endpoint at ${request.path}`);
+    } else if (this.connections.size >= this.settings.maxConnections) {
+      response = protocol.reject(503, 'too many connections');
+    } else {
+      response = protocol.accept(request);
+    }
+    protocol.sendResponse(response);
+    if (protocol.state === State.OPEN) {
+      this.connections.add(conn);
+      conn.open(this.handler);
+    }
+  }
+}
+
+/**
+ * Listen on `host:port` and call `handler` for every connection. Resolves
+ * once listening. `handler` is `(conn, message) => …` or
+ * `{ onOpen, onMessage, onClose, onError }`.
+ */
+export async function serve(handler: Handler, host: string, port: number, options: ServeOptions = {}): Promise<Server> {
+  const server = new Server(handler, options);
+  await server.listen(host, port);
+  return server;
+}
