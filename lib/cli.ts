@@ -1,22 +1,41 @@
 #!/usr/bin/env node
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { connect } from './client/connect.js';
 import { serve } from './server/serve.js';
 
-const HELP = `resound — WebSocket server tools
+const HELP = `resound — WebSocket tools
 
 Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
+  resound client ws://host:port/path [--binary] [--subprotocol NAME]
+      Console client: sends each line read from standard input as a message
+      (text, or binary with --binary) and prints every message received.
+      End of input (Ctrl-D) closes the connection.
   resound --help
 
 Options:
-  --host          address to listen on (default 127.0.0.1)
-  --port          TCP port (default 9001; 0 picks a free one)
+  --host          echo: address to listen on (default 127.0.0.1)
+  --port          echo: TCP port (default 9001; 0 picks a free one)
   --max-payload   largest message in bytes (default 64 MiB, enough for
                   Autobahn's 16 MiB cases)
-  --quiet         do not print the listening URL
+  --quiet         echo: do not print the listening URL
+  --binary        client: send lines as binary messages
+  --text          client: send lines as text messages (the default)
+  --subprotocol   client: offer this subprotocol (repeatable)
 `;
+
+type Values = {
+  host: string;
+  port: string;
+  'max-payload': string;
+  quiet: boolean;
+  binary: boolean;
+  text: boolean;
+  subprotocol?: string[];
+};
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -27,36 +46,64 @@ async function main(argv: string[]): Promise<number> {
       port: { type: 'string', default: '9001' },
       'max-payload': { type: 'string', default: String(64 * 1024 * 1024) },
       quiet: { type: 'boolean', default: false },
+      binary: { type: 'boolean', default: false },
+      text: { type: 'boolean', default: false },
+      subprotocol: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const command = positionals[0];
-  if (values.help || command === undefined || command === 'help') {
+  if (values.help || command === 'help') {
     process.stdout.write(HELP);
-    return command === undefined && !values.help ? 1 : 0;
+    return 0;
   }
-  if (command !== 'echo') {
-    process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
-    return 2;
-  }
-  const port = Number(values.port);
   const maxPayload = Number(values['max-payload']);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
   if (!Number.isInteger(maxPayload) || maxPayload < 0) throw new RangeError(`bad --max-payload ${values['max-payload']}`);
+  switch (command) {
+    case 'echo':
+      return echo(values, maxPayload);
+    case 'client':
+      if (positionals[1] === undefined) throw new TypeError('resound client needs a ws:// or wss:// URL');
+      return client(positionals[1], values, maxPayload);
+    default:
+      process.stderr.write(`${command === undefined ? 'no command given' : `unknown command "${command}"`}\n\n${HELP}`);
+      return 2;
+  }
+}
 
-  const server = await serve((conn, message) => conn.send(message), values.host, port, {
+async function echo(values: Values, maxPayload: number): Promise<number> {
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
+  const server = await serve((conn, message) => void conn.send(message), values.host, port, {
     maxPayload,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });
   if (!values.quiet) process.stdout.write(`resound echo server listening on ${server.url}\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
   });
   await server.close();
   return 0;
+}
+
+async function client(url: string, values: Values, maxPayload: number): Promise<number> {
+  const conn = await connect(url, { maxPayload, subprotocols: values.subprotocol ?? [] });
+  process.stderr.write(`connected to ${url}${conn.subprotocol ? ` (subprotocol ${conn.subprotocol})` : ''}\n`);
+  const lines = createInterface({ input: process.stdin, terminal: false });
+  lines.on('line', (line) => {
+    if (conn.state !== 'OPEN') return;
+    void (values.binary ? conn.sendBinary(Buffer.from(line, 'utf8')) : conn.sendText(line));
+  });
+  lines.on('close', () => conn.close(1000));
+  for await (const message of conn) {
+    if (typeof message === 'string') process.stdout.write(`${message}\n`);
+    else process.stdout.write(`<binary ${message.length} bytes> ${message.toString('hex')}\n`);
+  }
+  lines.close();
+  process.stderr.write(`closed: ${conn.closeCode}${conn.closeReason ? ` ${conn.closeReason}` : ''}\n`);
+  return conn.closeCode === 1000 || conn.closeCode === 1001 || conn.closeCode === 1005 ? 0 : 1;
 }
 
 main(process.argv.slice(2)).then(

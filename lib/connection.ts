@@ -1,13 +1,13 @@
 import type { Socket } from 'node:net';
 import { WebSocketError } from './protocol/errors.js';
 import type { HandshakeRequest } from './protocol/handshake.js';
-import { isEof, State, STATE_NAMES, type Message, type Protocol } from './protocol/protocol.js';
+import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
 
-/** What user code gets for one connection, on the server (and, later, the client) side. */
-export interface WSConnection {
-  /** The opening handshake request (path, query, headers). */
+/** What user code gets for one connection, on the server and on the client side alike. */
+export interface WSConnection extends AsyncIterable<Message> {
+  /** The opening handshake request (path, query, headers): received on a server, sent on a client. */
   readonly request: HandshakeRequest;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -21,18 +21,32 @@ export interface WSConnection {
   /** Close code and reason (§7.1.5–6); meaningful once the state is CLOSED. */
   readonly closeCode: number;
   readonly closeReason: string;
-  sendText(text: string): void;
-  sendBinary(data: Uint8Array): void;
+  /** Resolves with the close code and reason once the connection is closed. */
+  readonly closed: Promise<CloseInfo>;
+  /**
+   * Send a message. The promise settles when its bytes were handed to the
+   * kernel (or the socket failed first), so a caller can respect backpressure.
+   * Throws InvalidStateError once the connection is closing.
+   */
+  sendText(text: string): Promise<void>;
+  sendBinary(data: Uint8Array): Promise<void>;
   /** Text for a string, binary for bytes. */
-  send(data: string | Uint8Array): void;
-  ping(data?: Uint8Array | string): void;
+  send(data: string | Uint8Array): Promise<void>;
+  ping(data?: Uint8Array | string): Promise<void>;
   /** Start the closing handshake; a no-op once closing. */
   close(code?: number, reason?: string): void;
+  /**
+   * The next message, for code that pulls rather than takes callbacks (used
+   * when no onMessage callback is set). Rejects with ConnectionClosedError
+   * once the connection is closed and every received message was read.
+   */
+  receive(): Promise<Message>;
 }
 
 /** Callbacks a connection reports to; all optional. */
 export interface ConnectionHandler {
   onOpen?(conn: WSConnection): void | Promise<void>;
+  /** Without it, messages queue for `receive()` and `for await`. */
   onMessage?(conn: WSConnection, message: Message): void | Promise<void>;
   onPing?(conn: WSConnection, data: Buffer): void;
   onPong?(conn: WSConnection, data: Buffer): void;
@@ -40,11 +54,13 @@ export interface ConnectionHandler {
   onError?(conn: WSConnection, error: Error): void;
 }
 
-export interface ConnectionTimeouts {
+export interface ConnectionSettings {
   /** Milliseconds to wait for the closing handshake and TCP close before dropping the socket. */
   closeTimeout: number;
   /** Most bytes queued for the kernel before the connection is dropped as too slow a reader. */
   maxBufferedAmount: number;
+  /** Unread messages queued for receive() before reading from the socket pauses. */
+  maxQueuedMessages: number;
 }
 
 /** Raised (through onError) when a handler throws or its promise rejects. */
@@ -58,42 +74,71 @@ export class HandlerError extends WebSocketError {
   }
 }
 
+/** receive() after the connection closed; carries its close code and reason. */
+export class ConnectionClosedError extends WebSocketError {
+  override name = 'ConnectionClosedError';
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+  ) {
+    super(`connection closed with ${code}${reason ? ` (${reason})` : ''}`);
+  }
+}
+
+interface Waiter {
+  resolve(message: Message): void;
+  reject(error: Error): void;
+}
+
+const ignore = (): void => {};
+
 /**
  * The I/O half of a connection: moves bytes between a socket and a sans-IO
  * protocol, runs the close timer, and calls the user's handler. It never
  * re-checks protocol rules.
  */
 export class Connection implements WSConnection {
-  readonly attributes = new Map<string, unknown>();
   readonly remoteAddress: string;
   readonly remotePort: number;
   request!: HandshakeRequest;
 
   /** Called once the socket is closed, after onClose. */
   onSocketClosed: ((conn: Connection) => void) | null = null;
-  /** Called for each protocol event the connection does not handle itself (the handshake request). */
-  onRequest: ((conn: Connection, request: HandshakeRequest) => void) | null = null;
+  /** Called for the handshake events, which the owner (server or connect()) handles. */
+  onHandshake: ((conn: Connection, event: HandshakeEvent) => void) | null = null;
 
   private handler: ConnectionHandler = {};
   private opened = false;
-  private closed = false;
+  private closedFlag = false;
   /** While events of one read are dispatched, sends wait to be written together. */
   private dispatching = false;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** The promise every send of the current batch returns; settled by the batch's write callback. */
+  private batch: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | null = null;
+  private pausedForDrain = false;
+  private pausedForInbox = false;
+  private inbox: Message[] = [];
+  private waiters: Waiter[] = [];
+  private attributeMap: Map<string, unknown> | null = null;
+  private closedPromise: Promise<CloseInfo> | null = null;
+  private resolveClosed: ((info: CloseInfo) => void) | null = null;
   private readonly reportRejection = (error: unknown): void => this.handlerFailed(error);
 
   constructor(
     readonly socket: Socket,
     readonly protocol: Protocol & { subprotocol: string | null },
-    private readonly timeouts: ConnectionTimeouts,
+    private readonly settings: ConnectionSettings,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('data', (chunk: Buffer) => this.receiveBytes(chunk));
     socket.on('end', () => this.receiveEof());
     socket.on('error', (error: Error) => this.reportError(error));
     socket.on('close', () => this.socketClosed());
-    socket.on('drain', () => this.socket.resume());
+    socket.on('drain', () => {
+      this.pausedForDrain = false;
+      this.resumeIfFree();
+    });
   }
 
   get state(): ConnectionState {
@@ -116,33 +161,76 @@ export class Connection implements WSConnection {
     return this.protocol.closeReason;
   }
 
-  sendText(text: string): void {
+  /** Created on first use: most connections never need one. */
+  get attributes(): Map<string, unknown> {
+    return (this.attributeMap ??= new Map());
+  }
+
+  get closed(): Promise<CloseInfo> {
+    if (this.closedPromise === null) {
+      this.closedPromise = this.closedFlag
+        ? Promise.resolve(this.closeInfo())
+        : new Promise((resolve) => {
+            this.resolveClosed = resolve;
+          });
+    }
+    return this.closedPromise;
+  }
+
+  sendText(text: string): Promise<void> {
     this.protocol.sendText(text);
-    this.flushUnlessDispatching();
+    return this.written();
   }
 
-  sendBinary(data: Uint8Array): void {
+  sendBinary(data: Uint8Array): Promise<void> {
     this.protocol.sendBinary(data);
-    this.flushUnlessDispatching();
+    return this.written();
   }
 
-  send(data: string | Uint8Array): void {
+  send(data: string | Uint8Array): Promise<void> {
     this.protocol.send(data);
-    this.flushUnlessDispatching();
+    return this.written();
   }
 
-  ping(data?: Uint8Array | string): void {
+  ping(data?: Uint8Array | string): Promise<void> {
     this.protocol.sendPing(data);
-    this.flushUnlessDispatching();
+    return this.written();
   }
 
   close(code?: number, reason?: string): void {
     const state = this.protocol.state;
     if (state === State.OPEN) {
       this.protocol.sendClose(code, reason);
-      this.flushUnlessDispatching();
+      if (!this.dispatching) this.flush();
     } else if (state === State.CONNECTING) {
       this.socket.destroy();
+    }
+  }
+
+  receive(): Promise<Message> {
+    if (this.inbox.length > 0) {
+      const message = this.inbox.shift()!;
+      if (this.pausedForInbox && this.inbox.length < this.settings.maxQueuedMessages) {
+        this.pausedForInbox = false;
+        this.resumeIfFree();
+      }
+      return Promise.resolve(message);
+    }
+    if (this.closedFlag) return Promise.reject(new ConnectionClosedError(this.closeCode, this.closeReason));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** `for await (const message of conn)`: ends when the connection closes; see closeCode after. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    for (;;) {
+      let message: Message;
+      try {
+        message = await this.receive();
+      } catch (error) {
+        if (error instanceof ConnectionClosedError) return;
+        throw error;
+      }
+      yield message;
     }
   }
 
@@ -157,35 +245,59 @@ export class Connection implements WSConnection {
   flush(): void {
     const chunks = this.protocol.dataToSend();
     const socket = this.socket;
+    const batch = this.batch;
+    this.batch = null;
     if (chunks.length > 0 && !socket.destroyed) {
-      const batch = chunks.length > 1;
-      if (batch) socket.cork();
-      for (const chunk of chunks) {
+      const many = chunks.length > 1;
+      if (many) socket.cork();
+      // The batch's promise settles with the write of its last data chunk.
+      let lastData = chunks.length - 1;
+      while (lastData > 0 && isEof(chunks[lastData]!)) lastData--;
+      for (let i = 0; i < chunks.length; i++) {
+        const chunk = chunks[i]!;
         if (isEof(chunk)) socket.end();
+        else if (i === lastData && batch !== null) socket.write(chunk, (error) => settle(batch, error));
         else socket.write(chunk);
       }
-      if (batch && socket.writableCorked > 0) socket.uncork();
-      if (socket.writableLength > this.timeouts.maxBufferedAmount) {
-        this.reportError(
-          new WebSocketError(`over ${this.timeouts.maxBufferedAmount} bytes queued: the peer reads too slowly`),
-        );
+      if (many && socket.writableCorked > 0) socket.uncork();
+      if (socket.writableLength > this.settings.maxBufferedAmount) {
+        this.reportError(new WebSocketError(`over ${this.settings.maxBufferedAmount} bytes queued: the peer reads too slowly`));
         socket.destroy();
         return;
       }
       // Stop reading while the peer is not reading what we send (echo floods).
-      if (socket.writableNeedDrain) socket.pause();
+      if (socket.writableNeedDrain && !this.pausedForDrain) {
+        this.pausedForDrain = true;
+        socket.pause();
+      }
+    } else if (batch !== null) {
+      settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined);
     }
-    if (this.closeTimer === null && this.protocol.closeExpected() && !this.closed) {
-      this.closeTimer = setTimeout(() => this.socket.destroy(), this.timeouts.closeTimeout);
+    if (this.closeTimer === null && this.protocol.closeExpected() && !this.closedFlag) {
+      this.closeTimer = setTimeout(() => this.socket.destroy(), this.settings.closeTimeout);
       this.closeTimer.unref();
     }
   }
 
-  private flushUnlessDispatching(): void {
+  /** The promise for the frames just queued; written now unless a read is being dispatched. */
+  private written(): Promise<void> {
+    let batch = this.batch;
+    if (batch === null) {
+      let resolve!: () => void;
+      let reject!: (error: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      // Nobody has to await a send: an unawaited failure must not crash the process.
+      promise.catch(ignore);
+      batch = this.batch = { promise, resolve, reject };
+    }
     if (!this.dispatching) this.flush();
+    return batch.promise;
   }
 
-  private receive(chunk: Buffer): void {
+  private receiveBytes(chunk: Buffer): void {
     this.protocol.receiveData(chunk);
     this.dispatch();
   }
@@ -201,23 +313,23 @@ export class Connection implements WSConnection {
       // Handling one event (accepting the handshake) can parse more: loop until none are left.
       for (let events = this.protocol.eventsReceived(); events.length > 0; events = this.protocol.eventsReceived()) {
         for (const event of events) {
-        switch (event.type) {
-          case 'message':
-            this.call(this.handler.onMessage, event.data, undefined);
-            break;
-          case 'ping':
-            this.call(this.handler.onPing, event.data, undefined);
-            break;
-          case 'pong':
-            this.call(this.handler.onPong, event.data, undefined);
-            break;
-          case 'request':
-            this.request = event.request;
-            this.onRequest?.(this, event.request);
-            break;
-          case 'close':
-            break;
-        }
+          switch (event.type) {
+            case 'message':
+              this.deliver(event.data);
+              break;
+            case 'ping':
+              this.call(this.handler.onPing, event.data, undefined);
+              break;
+            case 'pong':
+              this.call(this.handler.onPong, event.data, undefined);
+              break;
+            case 'request':
+            case 'response':
+              this.onHandshake?.(this, event);
+              break;
+            case 'close':
+              break;
+          }
         }
       }
     } finally {
@@ -226,14 +338,41 @@ export class Connection implements WSConnection {
     this.flush();
   }
 
+  private deliver(message: Message): void {
+    if (this.handler.onMessage !== undefined) {
+      this.call(this.handler.onMessage, message, undefined);
+    } else if (this.waiters.length > 0) {
+      this.waiters.shift()!.resolve(message);
+    } else {
+      this.inbox.push(message);
+      if (this.inbox.length >= this.settings.maxQueuedMessages && !this.pausedForInbox) {
+        this.pausedForInbox = true;
+        this.socket.pause();
+      }
+    }
+  }
+
+  private resumeIfFree(): void {
+    if (!this.pausedForDrain && !this.pausedForInbox) this.socket.resume();
+  }
+
   private socketClosed(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.closedFlag) return;
+    this.closedFlag = true;
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.protocol.receiveEof();
     this.protocol.dataToSend();
-    if (this.opened) this.call(this.handler.onClose, this.protocol.closeCode, this.protocol.closeReason);
+    if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'));
+    this.batch = null;
+    const info = this.closeInfo();
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new ConnectionClosedError(info.code, info.reason));
+    if (this.opened) this.call(this.handler.onClose, info.code, info.reason);
+    this.resolveClosed?.(info);
     this.onSocketClosed?.(this);
+  }
+
+  private closeInfo(): CloseInfo {
+    return { code: this.protocol.closeCode, reason: this.protocol.closeReason };
   }
 
   /** Call a handler method; a throw or a rejected promise goes to handlerFailed. */
@@ -249,18 +388,14 @@ export class Connection implements WSConnection {
 
   /** A handler threw: report it and close this connection with 1011; nothing else is affected. */
   private handlerFailed(error: unknown): void {
-    this.reportHandlerError(error);
-    if (this.protocol.state === State.OPEN) {
-      this.protocol.sendClose(1011, 'internal server error');
-      this.flushUnlessDispatching();
-    }
-  }
-
-  private reportHandlerError(error: unknown): void {
     const wrapped = new HandlerError(`handler failed: ${error instanceof Error ? error.message : String(error)}`, error);
-    if (this.handler.onError) this.reportError(wrapped);
     // Without onError a handler bug must still be seen.
-    else console.error(wrapped.cause ?? wrapped);
+    if (this.handler.onError) this.reportError(wrapped);
+    else console.error(error);
+    if (this.protocol.state === State.OPEN) {
+      this.protocol.sendClose(1011, 'internal error');
+      if (!this.dispatching) this.flush();
+    }
   }
 
   private reportError(error: Error): void {
@@ -272,4 +407,11 @@ export class Connection implements WSConnection {
       console.error(nested);
     }
   }
+}
+
+export type HandshakeEvent = Extract<ReturnType<Protocol['eventsReceived']>[number], { type: 'request' | 'response' }>;
+
+function settle(batch: { resolve: () => void; reject: (error: Error) => void }, error: Error | null | undefined): void {
+  if (error) batch.reject(error);
+  else batch.resolve();
 }

@@ -1,8 +1,10 @@
-/** resound: a zero-dependency WebSocket server for Node.js. */
+/** resound: a zero-dependency WebSocket server and client for Node.js. */
 export { serve, Server, type Handler, type MessageHandler, type ServeOptions } from './server/serve.js';
 export { TCPListener } from './server/listener.js';
+export { connect, TimeoutError, type ConnectOptions } from './client/connect.js';
 export {
   HandlerError,
+  ConnectionClosedError,
   type WSConnection,
   type ConnectionHandler,
   type ConnectionState,

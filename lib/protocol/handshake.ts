@@ -39,6 +39,14 @@ export interface HandshakeResponse {
   body: Uint8Array;
 }
 
+/** The server's handshake response as a client received it. */
+export interface ClientHandshakeResponse {
+  status: number;
+  reason: string;
+  headers: HeaderFields;
+  rawHeaders: string[];
+}
+
 /** Why a request cannot be upgraded, as the HTTP answer to give. */
 export interface HandshakeProblem {
   status: number;

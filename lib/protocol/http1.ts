@@ -70,7 +70,7 @@ export class HeadCollector {
     this.matched = matched;
     const taken = end === -1 ? chunk.length : end;
     if (this.size + taken > this.limits.maxHeadBytes) {
-      throw new HeadParseError('request head too large', 431);
+      throw new HeadParseError('message head too large', 431);
     }
     if (end === -1) {
       this.chunks.push(chunk);
@@ -88,7 +88,6 @@ function parseHead(text: string, maxHeaders: number): ParsedHead {
   const lines = text.split('\r\n');
   const startLine = lines[0]!;
   if (lines.length - 1 > maxHeaders) throw new HeadParseError('too many header fields', 431);
-  const headers: HeaderFields = Object.create(null) as HeaderFields;
   const rawHeaders: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
@@ -101,11 +100,19 @@ function parseHead(text: string, maxHeaders: number): ParsedHead {
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
     if (!FIELD_VALUE.test(value)) throw new HeadParseError(`invalid value for header ${name}`, 400);
     rawHeaders.push(name, value);
-    const key = name.toLowerCase();
-    const previous = headers[key];
-    headers[key] = previous === undefined ? value : `${previous}, ${value}`;
   }
-  return { startLine, headers, rawHeaders };
+  return { startLine, headers: foldHeaders(rawHeaders), rawHeaders };
+}
+
+/** Alternating names and values → lower-case names, repeats joined by ", " (RFC 9110 §5.3). */
+export function foldHeaders(rawHeaders: readonly string[]): HeaderFields {
+  const headers = Object.create(null) as HeaderFields;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const key = rawHeaders[i]!.toLowerCase();
+    const previous = headers[key];
+    headers[key] = previous === undefined ? rawHeaders[i + 1]! : `${previous}, ${rawHeaders[i + 1]}`;
+  }
+  return headers;
 }
 
 /** `METHOD SP request-target SP HTTP-version` (RFC 9112 §3). */

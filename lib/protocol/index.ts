@@ -1,5 +1,6 @@
 /** The sans-IO core: bytes in, events and bytes out. No sockets, timers or promises. */
 export { ServerProtocol, type ServerProtocolOptions, type AcceptOptions } from './server.js';
+export { ClientProtocol, type ClientProtocolOptions } from './client.js';
 export {
   Protocol,
   State,
@@ -25,5 +26,6 @@ export {
   type HandshakeRequest,
   type HandshakeResponse,
   type HandshakeProblem,
+  type ClientHandshakeResponse,
 } from './handshake.js';
 export { type HeaderFields, DEFAULT_HEAD_LIMITS } from './http1.js';

@@ -1,10 +1,10 @@
 import { ChunkQueue } from './chunks.js';
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
-import { InvalidStateError, ProtocolError } from './errors.js';
+import { InvalidStateError, ProtocolError, type HandshakeError } from './errors.js';
 import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
 import { applyMask } from './mask.js';
 import { Utf8Validator } from './utf8.js';
-import type { HandshakeRequest } from './handshake.js';
+import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
 
 /** Connection states of RFC 6455 §4–§7. */
 export const State = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -18,6 +18,8 @@ export type Message = string | Buffer;
 
 export type ProtocolEvent =
   | { type: 'request'; request: HandshakeRequest }
+  /** The server's answer arrived: `error` is set when it refused or broke the handshake. */
+  | { type: 'response'; response: ClientHandshakeResponse | null; error: HandshakeError | null }
   | { type: 'message'; data: Message }
   | { type: 'ping'; data: Buffer }
   | { type: 'pong'; data: Buffer }
@@ -68,6 +70,12 @@ export abstract class Protocol {
   private eofReceived = false;
   /** After failing or closing, input is dropped unread (§7.1.7). */
   private discarding = false;
+  /**
+   * The close frame owed to the peer (our reply to its close, or the failure
+   * code), sent with the next dataToSend(): whatever the application sends
+   * while handling the messages that came before it goes out first.
+   */
+  private pendingClose: { payload: Buffer; info: CloseInfo } | null = null;
 
   private readonly header = new FrameHeaderReader();
   private inPayload = false;
@@ -108,6 +116,7 @@ export abstract class Protocol {
     if (this.eofReceived) return;
     this.eofReceived = true;
     this.discardInput();
+    this.sendPendingClose();
     this.state = State.CLOSED;
     if (!this.eofSent) this.sendEof();
   }
@@ -121,6 +130,7 @@ export abstract class Protocol {
 
   /** Chunks to write, in order, since the last call; a zero-length chunk means "close the TCP side". */
   dataToSend(): Uint8Array[] {
+    if (this.pendingClose !== null) this.sendPendingClose();
     const output = this.output;
     if (output.length > 0) this.output = [];
     return output;
@@ -128,7 +138,7 @@ export abstract class Protocol {
 
   /** True once the TCP connection should close soon: the I/O layer starts its close timer. */
   closeExpected(): boolean {
-    return this.state === State.CLOSING || this.eofSent;
+    return this.state === State.CLOSING || this.eofSent || this.pendingClose !== null;
   }
 
   /**
@@ -150,16 +160,14 @@ export abstract class Protocol {
 
   sendText(text: string): void {
     this.assertCanSendData();
-    if (text.length <= COALESCE_LIMIT / 3 && this.side === 'server') {
-      // Short text: header and UTF-8 bytes in one allocation, one chunk.
-      const length = Buffer.byteLength(text);
-      const frame = Buffer.allocUnsafe(headerLength(length, false) + length);
-      const at = writeFrameHeader(frame, 0, Opcode.TEXT, length, true, 0, null);
-      frame.write(text, at, length, 'utf8');
-      this.output.push(frame);
-      return;
-    }
-    this.sendFrame(Opcode.TEXT, Buffer.from(text, 'utf8'));
+    // The UTF-8 bytes are written straight after the header: one allocation, one chunk.
+    const mask = this.nextMask();
+    const length = Buffer.byteLength(text);
+    const frame = Buffer.allocUnsafe(headerLength(length, mask !== null) + length);
+    const at = writeFrameHeader(frame, 0, Opcode.TEXT, length, true, 0, mask);
+    frame.write(text, at, length, 'utf8');
+    if (mask !== null) applyMask(frame.subarray(at), mask, 0);
+    this.output.push(frame);
   }
 
   sendBinary(data: Uint8Array): void {
@@ -191,23 +199,28 @@ export abstract class Protocol {
       throw new InvalidStateError(`cannot close: connection is ${STATE_NAMES[this.state]}`);
     }
     const payload = encodeClosePayload(code, reason);
+    // The application's close frame replaces the one the protocol owed.
+    this.pendingClose = null;
     this.sendFrame(Opcode.CLOSE, payload);
     this.closeSent = { code, reason: code === CloseCode.NO_STATUS ? '' : reason };
     this.state = State.CLOSING;
+    // The peer already closed (or was failed): the closing handshake is complete.
+    if (this.discarding) this.afterClosingHandshake();
   }
 
-  /** Fail the connection (§7.1.7): send a close frame if still open, stop reading, and (server) close TCP. */
+  /**
+   * Fail the connection (§7.1.7): stop reading now; the close frame with
+   * `code` goes out with the next dataToSend(), then (server) the TCP close.
+   */
   fail(code: number, reason: string): void {
     if (this.failure === null && this.closeReceived === null) this.failure = new ProtocolError(reason, code);
-    if (this.state === State.OPEN) {
-      const shortReason = truncateUtf8(reason, MAX_CLOSE_REASON_BYTES);
-      this.sendFrame(Opcode.CLOSE, encodeClosePayload(code, shortReason));
-      this.closeSent = { code, reason: shortReason };
-      this.state = State.CLOSING;
-    }
     this.discardInput();
-    // A server closes TCP at once; a client waits for the server to do it (§7.1.1).
-    if (this.side === 'server' && !this.eofSent) this.sendEof();
+    if (this.state === State.OPEN && this.pendingClose === null) {
+      const info = { code, reason: truncateUtf8(reason, MAX_CLOSE_REASON_BYTES) };
+      this.pendingClose = { payload: encodeClosePayload(info.code, info.reason), info };
+    } else {
+      this.afterClosingHandshake();
+    }
   }
 
   protected abstract receiveHandshakeData(chunk: Buffer): void;
@@ -219,6 +232,23 @@ export abstract class Protocol {
   protected openConnection(): void {
     this.state = State.OPEN;
     if (this.queue.length > 0) this.parseFrames();
+  }
+
+  private sendPendingClose(): void {
+    const pending = this.pendingClose;
+    if (pending === null) return;
+    this.pendingClose = null;
+    if (this.state === State.OPEN) {
+      this.sendFrame(Opcode.CLOSE, pending.payload);
+      this.closeSent = pending.info;
+      this.state = State.CLOSING;
+    }
+    this.afterClosingHandshake();
+  }
+
+  /** A server closes TCP once the closing handshake is over; a client waits for it to (§7.1.1). */
+  private afterClosingHandshake(): void {
+    if (this.side === 'server' && !this.eofSent) this.sendEof();
   }
 
   protected sendEof(): void {
@@ -397,15 +427,11 @@ export abstract class Protocol {
     const close = decodeClosePayload(payload);
     this.closeReceived = close;
     this.events.push({ type: 'close', code: close.code, reason: close.reason });
-    if (this.state === State.OPEN) {
-      // §5.5.1: answer with a close frame, echoing the status code.
-      this.sendFrame(Opcode.CLOSE, close.code === CloseCode.NO_STATUS ? EMPTY : encodeClosePayload(close.code, ''));
-      this.closeSent = { code: close.code, reason: '' };
-      this.state = State.CLOSING;
-    }
-    // §1.4: nothing after a close frame is processed; the server closes TCP first.
+    // §1.4: nothing after a close frame is processed.
     this.discardInput();
-    if (this.side === 'server' && !this.eofSent) this.sendEof();
+    // §5.5.1: answer with a close frame echoing the (validated) code and reason, unless we sent one first.
+    if (this.state === State.OPEN) this.pendingClose = { payload, info: close };
+    else this.afterClosingHandshake();
   }
 }
 

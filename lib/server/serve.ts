@@ -20,6 +20,8 @@ export interface ServeOptions extends ServerProtocolOptions {
   closeTimeout?: number;
   /** Most bytes queued for a slow reader before its connection is dropped. Default 64 MiB. */
   maxBufferedAmount?: number;
+  /** Unread messages queued for receive()/for-await before reading pauses. Default 16. */
+  maxQueuedMessages?: number;
   /** Most simultaneous connections; more get 503. Default 100 000. */
   maxConnections?: number;
   /** listen() backlog. Default 511. */
@@ -31,6 +33,7 @@ const DEFAULTS = {
   closeTimeout: 5_000,
   maxBufferedAmount: 64 * 1024 * 1024,
   maxConnections: 100_000,
+  maxQueuedMessages: 16,
 };
 
 /** A listening WebSocket server. */
@@ -54,6 +57,7 @@ export class Server {
       closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
       maxBufferedAmount: options.maxBufferedAmount ?? DEFAULTS.maxBufferedAmount,
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+      maxQueuedMessages: options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages,
     };
     this.listener = new TCPListener((socket) => this.accept(socket));
   }
@@ -101,9 +105,11 @@ export class Server {
     this.sockets.add(conn);
     const handshakeTimer = setTimeout(() => socket.destroy(), this.settings.handshakeTimeout);
     handshakeTimer.unref();
-    conn.onRequest = (c, request) => {
+    conn.onHandshake = (c, event) => {
+      if (event.type !== 'request') return;
       clearTimeout(handshakeTimer);
-      this.answer(c, request);
+      c.request = event.request;
+      this.answer(c, event.request);
     };
     conn.onSocketClosed = (c) => {
       clearTimeout(handshakeTimer);

@@ -1,0 +1,114 @@
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type SecureContextOptions } from 'node:tls';
+import { Connection, type ConnectionHandler, type WSConnection } from '../connection.js';
+import { ClientProtocol, type ClientProtocolOptions } from '../protocol/client.js';
+import { HandshakeError, WebSocketError } from '../protocol/errors.js';
+
+export interface ConnectOptions extends ClientProtocolOptions {
+  /** Callbacks; without onMessage, read with `receive()` or `for await`. */
+  handler?: ConnectionHandler;
+  /** Milliseconds for TCP (and TLS) connect plus the handshake. Default 10 000. */
+  timeout?: number;
+  /** Redirects (3xx with Location) to follow; 0, the default, refuses them with a HandshakeError. */
+  maxRedirects?: number;
+  /** wss: trusted CA certificates instead of Node's default list. */
+  ca?: SecureContextOptions['ca'];
+  /** wss: set to false to accept any certificate (testing only). Default true. */
+  rejectUnauthorized?: boolean;
+  /** wss: the TLS server name (SNI and certificate check); default: the URL's host name. */
+  servername?: string;
+  /** Milliseconds for the closing handshake before the socket is dropped. Default 5 000. */
+  closeTimeout?: number;
+  /** Most bytes queued for the kernel before the connection is dropped. Default 64 MiB. */
+  maxBufferedAmount?: number;
+  /** Unread messages queued before reading pauses. Default 16. */
+  maxQueuedMessages?: number;
+}
+
+/** The connect() or handshake took longer than `timeout`. */
+export class TimeoutError extends WebSocketError {
+  override name = 'TimeoutError';
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Open a WebSocket connection to `url` (ws:// or wss://). Resolves once the
+ * handshake succeeded, with the same WSConnection a server handler gets;
+ * rejects with a HandshakeError (status, headers, body) when the server
+ * refuses, a TimeoutError, or the socket's error.
+ */
+export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<WSConnection> {
+  let target = new URL(url);
+  for (let redirects = options.maxRedirects ?? 0; ; redirects--) {
+    try {
+      return await connectOnce(target, options);
+    } catch (error) {
+      const location = error instanceof HandshakeError && REDIRECTS.has(error.status) ? error.headers['location'] : undefined;
+      if (location === undefined || redirects <= 0) throw error;
+      target = new URL(location, target);
+      // http(s) Location headers name the same endpoints as ws(s).
+      if (target.protocol === 'http:') target.protocol = 'ws:';
+      if (target.protocol === 'https:') target.protocol = 'wss:';
+    }
+  }
+}
+
+function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
+  const protocol = new ClientProtocol(url, options);
+  const secure = url.protocol === 'wss:';
+  // URL keeps IPv6 literals in brackets; sockets want them bare.
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  const socket: Socket = secure
+    ? tlsConnect({
+        host,
+        port,
+        servername: options.servername ?? (isIP(host) === 0 ? host : undefined),
+        ca: options.ca,
+        rejectUnauthorized: options.rejectUnauthorized ?? true,
+        ALPNProtocols: ['http/1.1'],
+      })
+    : netConnect({ host, port });
+  socket.setNoDelay(true);
+  const conn = new Connection(socket, protocol, {
+    closeTimeout: options.closeTimeout ?? 5_000,
+    maxBufferedAmount: options.maxBufferedAmount ?? 64 * 1024 * 1024,
+    maxQueuedMessages: options.maxQueuedMessages ?? 16,
+  });
+  conn.request = protocol.request;
+
+  return new Promise<WSConnection>((resolve, reject) => {
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const timeout = options.timeout ?? 10_000;
+    const timer = setTimeout(() => fail(new TimeoutError(`no WebSocket handshake with ${url.href} within ${timeout} ms`)), timeout);
+    timer.unref();
+
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      protocol.sendRequest();
+      conn.flush();
+    });
+    socket.once('error', fail);
+    conn.onSocketClosed = () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake'));
+    conn.onHandshake = (_conn, event) => {
+      if (event.type !== 'response') return;
+      if (event.error !== null) {
+        fail(event.error);
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', fail);
+      conn.onSocketClosed = null;
+      conn.open(options.handler ?? {});
+      resolve(conn);
+    };
+  });
+}
