@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the official Autobahn testsuite in client mode (fuzzingserver) against resound's connect().
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+image=crossbario/autobahn-testsuite
+
+if ! docker info >/dev/null 2>&1; then
+  cat >&2 <<'MSG'
+The Autobahn testsuite runs in Docker, and no Docker engine answers here.
+Where Docker works, `npm run autobahn:client` does everything. Without it:
+  1. on a machine with Docker, start the fuzzing server:
+       docker run --rm --net=host -v "$PWD/spec/autobahn:/config" \
+         -v "$PWD/spec/autobahn/reports:/reports" crossbario/autobahn-testsuite \
+         wstest -m fuzzingserver -s /config/fuzzingserver.json
+  2. drive resound's client through it: node dist/spec/autobahn/client-driver.js ws://127.0.0.1:9001
+  3. summarise:  node dist/spec/autobahn/summarize.js spec/autobahn/reports/clients/index.json
+MSG
+  exit 2
+fi
+
+mkdir -p "$here/reports"
+docker run --rm --net=host -v "$here:/config" -v "$here/reports:/reports" \
+  "$image" wstest -m fuzzingserver -s /config/fuzzingserver.json &
+fuzzer_pid=$!
+trap 'kill "$fuzzer_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 60); do
+  (exec 3<>/dev/tcp/127.0.0.1/9001) 2>/dev/null && break
+  sleep 1
+done
+
+node "$root/dist/spec/autobahn/client-driver.js" ws://127.0.0.1:9001
+node "$root/dist/spec/autobahn/summarize.js" "$here/reports/clients/index.json"
