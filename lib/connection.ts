@@ -243,10 +243,11 @@ export class Connection implements WSConnection {
 
   /** Write whatever the protocol produced; start the close timer when the protocol expects the end. */
   flush(): void {
-    const chunks = this.protocol.dataToSend();
+    let chunks = this.protocol.dataToSend();
     const socket = this.socket;
     const batch = this.batch;
     this.batch = null;
+    if (chunks.length > 1) chunks = coalesce(chunks);
     if (chunks.length > 0 && !socket.destroyed) {
       const many = chunks.length > 1;
       if (many) socket.cork();
@@ -414,4 +415,30 @@ export type HandshakeEvent = Extract<ReturnType<Protocol['eventsReceived']>[numb
 function settle(batch: { resolve: () => void; reject: (error: Error) => void }, error: Error | null | undefined): void {
   if (error) batch.reject(error);
   else batch.resolve();
+}
+
+/** Small frames are copied into one buffer: one write() is cheaper than a writev() of many. */
+const COALESCE_BYTES = 16 * 1024;
+
+/** Merge runs of small chunks; large payloads and the EOF marker stay as they are. */
+function coalesce(chunks: Uint8Array[]): Uint8Array[] {
+  const merged: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  const endRun = (): void => {
+    if (run.length === 1) merged.push(run[0]!);
+    else if (run.length > 1) merged.push(Buffer.concat(run, runBytes));
+    run = [];
+    runBytes = 0;
+  };
+  for (const chunk of chunks) {
+    if (isEof(chunk) || chunk.length > COALESCE_BYTES || runBytes + chunk.length > COALESCE_BYTES) endRun();
+    if (isEof(chunk) || chunk.length > COALESCE_BYTES) merged.push(chunk);
+    else {
+      run.push(chunk);
+      runBytes += chunk.length;
+    }
+  }
+  endRun();
+  return merged;
 }

@@ -15,6 +15,15 @@ export class ChunkQueue {
     this.length += chunk.length;
   }
 
+  /** The first chunk and the read offset in it, for callers that parse in place. */
+  get head(): Buffer | undefined {
+    return this.chunks[0];
+  }
+
+  get headOffset(): number {
+    return this.offset;
+  }
+
   /** Byte at `index` from the read position; the caller checks `length` first. */
   peek(index: number): number {
     let i = this.offset + index;

@@ -93,6 +93,28 @@ export class FrameHeaderReader {
    */
   read(queue: ChunkQueue): boolean {
     if (queue.length < 2) return false;
+    // The common case: a short header whole in the first chunk, read in place.
+    const chunk = queue.head!;
+    const at = queue.headOffset;
+    if (chunk.length - at >= 6) {
+      const second = chunk[at + 1]!;
+      const shortLength = second & 0x7f;
+      if (shortLength < 126 && second & 0x80) {
+        const first = chunk[at]!;
+        this.fin = (first & 0x80) !== 0;
+        this.rsv = first & 0x70;
+        this.opcode = first & 0x0f;
+        this.masked = true;
+        this.payloadLength = shortLength;
+        const mask = this.mask;
+        mask[0] = chunk[at + 2]!;
+        mask[1] = chunk[at + 3]!;
+        mask[2] = chunk[at + 4]!;
+        mask[3] = chunk[at + 5]!;
+        queue.skip(6);
+        return true;
+      }
+    }
     const first = queue.peek(0);
     const second = queue.peek(1);
     const shortLength = second & 0x7f;

@@ -1,23 +1,76 @@
+/** True on little-endian machines: decides how four mask bytes pack into one 32-bit word. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** From this length on, XOR through a 32-bit view; below it, bytes are cheaper than the view. */
+const WORD_THRESHOLD = 128;
+
 /**
  * XOR `data` in place with the 4-byte `mask`, starting at byte `maskOffset`
  * (0–3) of the mask, so that a frame's payload can be unmasked piece by piece
- * as it arrives. Works on 32-bit words where the data is long enough.
+ * as it arrives. Allocates nothing for short payloads; long ones go through a
+ * 32-bit view, four bytes per operation.
  */
 export function applyMask(data: Uint8Array, mask: Uint8Array, maskOffset = 0): void {
   const length = data.length;
+  const m0 = mask[maskOffset & 3]!;
+  const m1 = mask[(maskOffset + 1) & 3]!;
+  const m2 = mask[(maskOffset + 2) & 3]!;
+  const m3 = mask[(maskOffset + 3) & 3]!;
   let i = 0;
-  // Bytes up to the first 4-byte-aligned address, so the word view is legal.
-  const misalignment = (4 - ((data.byteOffset + i) & 3)) & 3;
-  const head = length < 16 ? length : misalignment;
-  for (; i < head; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
-  if (i === length) return;
+  if (length >= WORD_THRESHOLD) {
+    // Bytes up to the first 4-byte-aligned address, so the word view is legal.
+    const head = (4 - (data.byteOffset & 3)) & 3;
+    for (; i < head; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
+    const r0 = mask[(maskOffset + i) & 3]!;
+    const r1 = mask[(maskOffset + i + 1) & 3]!;
+    const r2 = mask[(maskOffset + i + 2) & 3]!;
+    const r3 = mask[(maskOffset + i + 3) & 3]!;
+    const word = LITTLE_ENDIAN
+      ? (r0 | (r1 << 8) | (r2 << 16) | (r3 << 24)) >>> 0
+      : ((r0 << 24) | (r1 << 16) | (r2 << 8) | r3) >>> 0;
+    const wordCount = (length - i) >>> 2;
+    const words = new Uint32Array(data.buffer, data.byteOffset + i, wordCount);
+    for (let w = 0; w < wordCount; w++) words[w]! ^= word;
+    i += wordCount << 2;
+    for (; i < length; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
+    return;
+  }
+  const whole = length & ~3;
+  for (; i < whole; i += 4) {
+    data[i]! ^= m0;
+    data[i + 1]! ^= m1;
+    data[i + 2]! ^= m2;
+    data[i + 3]! ^= m3;
+  }
+  if (i < length) data[i++]! ^= m0;
+  if (i < length) data[i++]! ^= m1;
+  if (i < length) data[i]! ^= m2;
+}
 
-  const rotated = new Uint8Array(4);
-  for (let k = 0; k < 4; k++) rotated[k] = mask[(maskOffset + i + k) & 3]!;
-  const maskWord = new Uint32Array(rotated.buffer)[0]!;
-  const wordCount = (length - i) >>> 2;
-  const words = new Uint32Array(data.buffer, data.byteOffset + i, wordCount);
-  for (let w = 0; w < wordCount; w++) words[w]! ^= maskWord;
-  i += wordCount * 4;
-  for (; i < length; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
+/**
+ * Unmask `data[start…end)` in place (when `mask` is given) and tell whether
+ * every byte is ASCII, in one pass: short text needs no further UTF-8 check.
+ */
+export function unmaskAscii(data: Uint8Array, start: number, end: number, mask: Uint8Array | null): boolean {
+  let seen = 0;
+  if (mask === null) {
+    for (let i = start; i < end; i++) seen |= data[i]!;
+    return seen < 0x80;
+  }
+  const m0 = mask[0]!;
+  const m1 = mask[1]!;
+  const m2 = mask[2]!;
+  const m3 = mask[3]!;
+  let i = start;
+  const whole = start + ((end - start) & ~3);
+  for (; i < whole; i += 4) {
+    seen |= data[i]! ^= m0;
+    seen |= data[i + 1]! ^= m1;
+    seen |= data[i + 2]! ^= m2;
+    seen |= data[i + 3]! ^= m3;
+  }
+  if (i < end) seen |= data[i++]! ^= m0;
+  if (i < end) seen |= data[i++]! ^= m1;
+  if (i < end) seen |= data[i]! ^= m2;
+  return seen < 0x80;
 }

@@ -2,8 +2,9 @@ import { ChunkQueue } from './chunks.js';
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
 import { InvalidStateError, ProtocolError, type HandshakeError } from './errors.js';
 import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
-import { applyMask } from './mask.js';
-import { Utf8Validator } from './utf8.js';
+import { applyMask, unmaskAscii } from './mask.js';
+import { OutputQueue, SLAB_FRAME_LIMIT } from './output.js';
+import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
 
 /** Connection states of RFC 6455 §4–§7. */
@@ -45,8 +46,8 @@ export function isEof(chunk: Uint8Array): boolean {
 const EOF_MARKER = new Uint8Array(0);
 const EMPTY = Buffer.alloc(0);
 
-/** Payloads up to this size are copied next to their header, so a frame is one chunk. */
-const COALESCE_LIMIT = 4096;
+/** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
+const SHORT_TEXT = 256;
 
 /**
  * What both ends of a WebSocket connection share once the handshake is done:
@@ -65,7 +66,7 @@ export abstract class Protocol {
 
   protected readonly queue = new ChunkQueue();
   protected events: ProtocolEvent[] = [];
-  private output: Uint8Array[] = [];
+  private readonly output = new OutputQueue();
   private eofSent = false;
   private eofReceived = false;
   /** After failing or closing, input is dropped unread (§7.1.7). */
@@ -131,9 +132,7 @@ export abstract class Protocol {
   /** Chunks to write, in order, since the last call; a zero-length chunk means "close the TCP side". */
   dataToSend(): Uint8Array[] {
     if (this.pendingClose !== null) this.sendPendingClose();
-    const output = this.output;
-    if (output.length > 0) this.output = [];
-    return output;
+    return this.output.take();
   }
 
   /** True once the TCP connection should close soon: the I/O layer starts its close timer. */
@@ -160,14 +159,20 @@ export abstract class Protocol {
 
   sendText(text: string): void {
     this.assertCanSendData();
-    // The UTF-8 bytes are written straight after the header: one allocation, one chunk.
     const mask = this.nextMask();
-    const length = Buffer.byteLength(text);
-    const frame = Buffer.allocUnsafe(headerLength(length, mask !== null) + length);
-    const at = writeFrameHeader(frame, 0, Opcode.TEXT, length, true, 0, mask);
-    frame.write(text, at, length, 'utf8');
-    if (mask !== null) applyMask(frame.subarray(at), mask, 0);
-    this.output.push(frame);
+    // At most 3 bytes per UTF-16 unit: short text is encoded straight into the output slab.
+    if (text.length * 3 <= SLAB_FRAME_LIMIT - 14) {
+      const length = Buffer.byteLength(text);
+      const output = this.output;
+      const at = output.reserve(headerLength(length, mask !== null) + length);
+      const slab = output.target;
+      const payloadAt = writeFrameHeader(slab, at, Opcode.TEXT, length, true, 0, mask);
+      // Byte length equal to the UTF-16 length means pure ASCII: the faster one-byte encoder is exact.
+      slab.write(text, payloadAt, length, length === text.length ? 'latin1' : 'utf8');
+      if (mask !== null) applyMask(slab.subarray(payloadAt, payloadAt + length), mask, 0);
+      return;
+    }
+    this.sendFrame(Opcode.TEXT, Buffer.from(text, 'utf8'));
   }
 
   sendBinary(data: Uint8Array): void {
@@ -282,22 +287,29 @@ export abstract class Protocol {
     this.sendFrame(opcode, payload);
   }
 
-  /** Encode one frame into the output; payloads are copied only when small or masked. */
+  /** Encode one frame into the output; a payload is copied only when it is small or must be masked. */
   protected sendFrame(opcode: number, payload: Uint8Array, fin = true, rsv = 0): void {
     const mask = this.nextMask();
     const length = payload.length;
     const size = headerLength(length, mask !== null);
-    if (mask === null && length > COALESCE_LIMIT) {
-      const header = Buffer.allocUnsafe(size);
-      writeFrameHeader(header, 0, opcode, length, fin, rsv, null);
-      this.output.push(header, payload);
-      return;
+    const output = this.output;
+    if (size + length <= SLAB_FRAME_LIMIT) {
+      const at = output.reserve(size + length);
+      const slab = output.target;
+      const payloadAt = writeFrameHeader(slab, at, opcode, length, fin, rsv, mask);
+      slab.set(payload, payloadAt);
+      if (mask !== null) applyMask(slab.subarray(payloadAt, payloadAt + length), mask, 0);
+    } else if (mask === null) {
+      const at = output.reserve(size);
+      writeFrameHeader(output.target, at, opcode, length, fin, rsv, null);
+      output.push(payload);
+    } else {
+      const frame = Buffer.allocUnsafe(size + length);
+      const payloadAt = writeFrameHeader(frame, 0, opcode, length, fin, rsv, mask);
+      frame.set(payload, payloadAt);
+      applyMask(frame.subarray(payloadAt), mask, 0);
+      output.push(frame);
     }
-    const frame = Buffer.allocUnsafe(size + length);
-    const at = writeFrameHeader(frame, 0, opcode, length, fin, rsv, mask);
-    frame.set(payload, at);
-    if (mask !== null) applyMask(frame.subarray(at), mask, 0);
-    this.output.push(frame);
   }
 
   private parseFrames(): void {
@@ -316,6 +328,17 @@ export abstract class Protocol {
       if (!this.inPayload) {
         if (!header.read(queue)) return;
         this.checkFrameHeader();
+        const head = queue.head;
+        // The common case: a whole, unfragmented message in the first chunk, decoded in place.
+        if (
+          header.fin &&
+          (header.opcode === Opcode.TEXT || header.opcode === Opcode.BINARY) &&
+          head !== undefined &&
+          head.length - queue.headOffset >= header.payloadLength
+        ) {
+          this.readWholeMessage(head, queue.headOffset, header.payloadLength);
+          continue;
+        }
         this.inPayload = true;
         this.payloadRemaining = header.payloadLength;
         this.maskOffset = 0;
@@ -343,6 +366,31 @@ export abstract class Protocol {
       if (control) this.completeControlFrame();
       else if (header.fin) this.completeMessage();
     }
+  }
+
+  private readWholeMessage(chunk: Buffer, start: number, length: number): void {
+    const header = this.header;
+    const end = start + length;
+    let data: Message;
+    if (header.opcode === Opcode.TEXT && length <= SHORT_TEXT) {
+      // Unmask and look for non-ASCII bytes in one pass; pure ASCII is valid UTF-8.
+      const ascii = unmaskAscii(chunk, start, end, header.masked ? header.mask : null);
+      if (ascii) data = chunk.toString('latin1', start, end);
+      else data = this.decodeText(chunk.subarray(start, end));
+    } else {
+      const view = chunk.subarray(start, end);
+      if (header.masked) applyMask(view, header.mask, 0);
+      data = header.opcode === Opcode.TEXT ? this.decodeText(view) : view;
+    }
+    this.queue.skip(length);
+    this.messageOpcode = 0;
+    this.messageLength = 0;
+    this.events.push({ type: 'message', data });
+  }
+
+  private decodeText(bytes: Buffer): string {
+    if (!isValidUtf8(bytes)) throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
+    return bytes.toString('utf8');
   }
 
   /** Rules that can be checked from the header alone, before any payload is buffered. */
