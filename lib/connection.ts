@@ -421,7 +421,7 @@ function settle(batch: { resolve: () => void; reject: (error: Error) => void }, 
 const COALESCE_BYTES = 16 * 1024;
 
 /** Merge runs of small chunks; large payloads and the EOF marker stay as they are. */
-function coalesce(chunks: Uint8Array[]): Uint8Array[] {
+function coalesce(chunks: readonly Uint8Array[]): Uint8Array[] {
   const merged: Uint8Array[] = [];
   let run: Uint8Array[] = [];
   let runBytes = 0;

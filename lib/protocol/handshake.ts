@@ -82,6 +82,8 @@ export function validateRequest(request: HandshakeRequest): HandshakeProblem | n
   if (request.httpVersion !== 'HTTP/1.1') return { status: 400, message: 'the opening handshake needs HTTP/1.1' };
   if (!request.target.startsWith('/')) return { status: 400, message: 'the request target must be a path' };
   if (h['host'] === undefined || h['host'].length === 0) return { status: 400, message: 'missing Host header' };
+  // RFC 9112 §3.2: exactly one Host field (repeats were joined with commas, which a host never contains).
+  if (h['host'].includes(',')) return { status: 400, message: 'more than one Host header' };
   if (h['content-length'] !== undefined && h['content-length'] !== '0') {
     return { status: 400, message: 'the opening handshake carries no body' };
   }

@@ -47,6 +47,8 @@ export class HeadCollector {
   private size = 0;
   /** How much of CR LF CR LF the bytes seen so far end with. */
   private matched = 0;
+  /** Lines ended so far (start line included), to refuse too many headers before the head ends. */
+  private lines = 0;
 
   constructor(private readonly limits: HeadLimits = DEFAULT_HEAD_LIMITS) {}
 
@@ -60,8 +62,12 @@ export class HeadCollector {
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i];
       if (byte === CR) matched = matched === 2 ? 3 : 1;
-      else if (byte === LF && (matched === 1 || matched === 3)) matched++;
-      else matched = 0;
+      else if (byte === LF && (matched === 1 || matched === 3)) {
+        matched++;
+        if (matched === 2 && ++this.lines > this.limits.maxHeaders + 1) {
+          throw new HeadParseError('too many header fields', 431);
+        }
+      } else matched = 0;
       if (matched === 4) {
         end = i + 1;
         break;
@@ -79,15 +85,14 @@ export class HeadCollector {
     }
     this.chunks.push(chunk.subarray(0, end));
     const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const head = parseHead(bytes.toString('latin1', 0, bytes.length - 4), this.limits.maxHeaders);
+    const head = parseHead(bytes.toString('latin1', 0, bytes.length - 4));
     return { head, rest: chunk.subarray(end) };
   }
 }
 
-function parseHead(text: string, maxHeaders: number): ParsedHead {
+function parseHead(text: string): ParsedHead {
   const lines = text.split('\r\n');
   const startLine = lines[0]!;
-  if (lines.length - 1 > maxHeaders) throw new HeadParseError('too many header fields', 431);
   const rawHeaders: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;

@@ -10,6 +10,7 @@ const SLAB_SIZE = 64 * 1024;
 export const SLAB_FRAME_LIMIT = 8 * 1024;
 
 let slab = Buffer.allocUnsafe(SLAB_SIZE);
+const NOTHING: readonly Uint8Array[] = Object.freeze([]);
 let slabUsed = 0;
 
 export class OutputQueue {
@@ -45,10 +46,11 @@ export class OutputQueue {
   }
 
   /** Everything queued since the last call. */
-  take(): Uint8Array[] {
+  take(): readonly Uint8Array[] {
     this.closeRegion();
     const chunks = this.chunks;
-    if (chunks.length > 0) this.chunks = [];
+    if (chunks.length === 0) return NOTHING;
+    this.chunks = [];
     return chunks;
   }
 

@@ -44,6 +44,8 @@ export function isEof(chunk: Uint8Array): boolean {
   return chunk.length === 0;
 }
 const EOF_MARKER = new Uint8Array(0);
+/** Returned when there is nothing new; frozen, so no caller can share the internal queues through it. */
+const NOTHING: readonly never[] = Object.freeze([]);
 const EMPTY = Buffer.alloc(0);
 
 /** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
@@ -123,14 +125,15 @@ export abstract class Protocol {
   }
 
   /** Events parsed since the last call, in order. */
-  eventsReceived(): ProtocolEvent[] {
+  eventsReceived(): readonly ProtocolEvent[] {
     const events = this.events;
-    if (events.length > 0) this.events = [];
+    if (events.length === 0) return NOTHING;
+    this.events = [];
     return events;
   }
 
   /** Chunks to write, in order, since the last call; a zero-length chunk means "close the TCP side". */
-  dataToSend(): Uint8Array[] {
+  dataToSend(): readonly Uint8Array[] {
     if (this.pendingClose !== null) this.sendPendingClose();
     return this.output.take();
   }
@@ -204,7 +207,8 @@ export abstract class Protocol {
       throw new InvalidStateError(`cannot close: connection is ${STATE_NAMES[this.state]}`);
     }
     const payload = encodeClosePayload(code, reason);
-    // The application's close frame replaces the one the protocol owed.
+    // A failure's close code stands; the application's close only replaces the echo of the peer's.
+    if (this.pendingClose !== null && this.failure !== null) return;
     this.pendingClose = null;
     this.sendFrame(Opcode.CLOSE, payload);
     this.closeSent = { code, reason: code === CloseCode.NO_STATUS ? '' : reason };
@@ -220,9 +224,14 @@ export abstract class Protocol {
   fail(code: number, reason: string): void {
     if (this.failure === null && this.closeReceived === null) this.failure = new ProtocolError(reason, code);
     this.discardInput();
-    if (this.state === State.OPEN && this.pendingClose === null) {
+    // A close frame is already owed: it goes out first, then the TCP close.
+    if (this.pendingClose !== null) return;
+    if (this.state === State.OPEN) {
       const info = { code, reason: truncateUtf8(reason, MAX_CLOSE_REASON_BYTES) };
       this.pendingClose = { payload: encodeClosePayload(info.code, info.reason), info };
+    } else if (this.state === State.CONNECTING) {
+      this.state = State.CLOSED;
+      if (!this.eofSent) this.sendEof();
     } else {
       this.afterClosingHandshake();
     }
