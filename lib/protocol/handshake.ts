@@ -92,7 +92,7 @@ export function validateRequest(request: HandshakeRequest): HandshakeProblem | n
     return {
       status: 426,
       message: 'this is a WebSocket endpoint: the request needs "Upgrade: websocket"',
-      headers: [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ...VERSION_HEADERS],
+      headers: [['Upgrade', 'websocket'], ...VERSION_HEADERS],
     };
   }
   if (!hasToken(h['connection'], 'upgrade')) {

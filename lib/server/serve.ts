@@ -1,6 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type WSConnection } from '../connection.js';
-import type { HandshakeRequest } from '../protocol/handshake.js';
+import type { HandshakeRequest, HandshakeResponse } from '../protocol/handshake.js';
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
 import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
@@ -122,18 +122,36 @@ export class Server {
   /** Decide the handshake: policy checks first, then the RFC checks of accept(). */
   private answer(conn: Connection, request: HandshakeRequest): void {
     const protocol = conn.protocol as ServerProtocol;
-    let response;
-    if (this.options.path !== undefined && request.path !== this.options.path) {
-      response = protocol.reject(404, `no WebSocket endpoint at ${request.path}`);
-    } else if (this.connections.size >= this.settings.maxConnections) {
-      response = protocol.reject(503, 'too many connections');
-    } else {
-      response = protocol.accept(request);
+    let response: HandshakeResponse;
+    try {
+      response = this.decide(protocol, request);
+    } catch (error) {
+      // A user callback (selectSubprotocol) failed: this handshake fails, nothing else does.
+      this.reportError(conn, error);
+      response = protocol.reject(500, 'internal server error');
     }
     protocol.sendResponse(response);
     if (protocol.state === State.OPEN) {
       this.connections.add(conn);
       conn.open(this.handler);
+    }
+  }
+
+  private decide(protocol: ServerProtocol, request: HandshakeRequest): HandshakeResponse {
+    if (this.options.path !== undefined && request.path !== this.options.path) {
+      return protocol.reject(404, `no WebSocket endpoint at ${request.path}`);
+    }
+    if (this.connections.size >= this.settings.maxConnections) return protocol.reject(503, 'too many connections');
+    return protocol.accept(request);
+  }
+
+  private reportError(conn: WSConnection, error: unknown): void {
+    const wrapped = error instanceof Error ? error : new Error(String(error));
+    try {
+      if (this.handler.onError) this.handler.onError(conn, wrapped);
+      else console.error(wrapped);
+    } catch (nested) {
+      console.error(nested);
     }
   }
 }

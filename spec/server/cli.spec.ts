@@ -1,0 +1,168 @@
+/**
+ * The `resound` CLI as a user runs it: `resound echo` in a child process
+ * (port 0 prints the real URL), SIGTERM shuts it down cleanly, `--help`
+ * prints usage; and the echo server's peak memory for a 16 MiB message.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { test, type TestContext } from 'node:test';
+import { assertSameBytes, distPath, MiB, patternBytes, withTimeout, WSClient } from './helpers.js';
+
+const CLI = distPath('lib/cli.js');
+
+interface Child {
+  proc: ChildProcessWithoutNullStreams;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function run(args: string[]): Child {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { proc, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Kill the child if the test left it running (a failed assertion, a timeout). */
+function reap(t: TestContext, child: Child): void {
+  t.after(() => {
+    if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
+  });
+}
+
+async function startEcho(t: TestContext, extra: string[] = []): Promise<{ child: Child; url: string }> {
+  const child = run(['echo', '--port', '0', ...extra]);
+  reap(t, child);
+  const url = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      const check = (): void => {
+        const match = /listening on (ws:\/\/127\.0\.0\.1:(\d+))/.exec(child.stdout());
+        if (match && match[2] !== '0') resolve(match[1]!);
+      };
+      child.proc.stdout.on('data', check);
+      child.exited.then(({ code }) => reject(new Error(`resound echo exited with ${code}: ${child.stderr()}`)));
+      check();
+    }),
+    10_000,
+    'resound echo to print its URL',
+  );
+  return { child, url };
+}
+
+test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
+  const { child, url } = await startEcho(t);
+  const client = await WSClient.connect(url);
+  assert.equal(await client.echo('hello ✓ 😀'), 'hello ✓ 😀');
+  const data = patternBytes(100_000, 3);
+  assertSameBytes((await client.echo(data)) as Buffer, data, 'binary echo through the CLI');
+
+  child.proc.kill('SIGTERM');
+  // The open connection is closed with 1001, then the process exits 0.
+  const closed = await withTimeout(client.closed, 5000, 'client close on SIGTERM');
+  assert.equal(closed.code, 1001);
+  const exit = await withTimeout(child.exited, 8000, 'resound echo to exit after SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${child.stderr()}`);
+  assert.equal(child.stderr(), '');
+});
+
+test('resound echo exits 0 on SIGINT too', { timeout: 15_000 }, async (t) => {
+  const { child, url } = await startEcho(t);
+  const client = await WSClient.connect(url);
+  assert.equal(await client.echo('before SIGINT'), 'before SIGINT');
+  child.proc.kill('SIGINT');
+  assert.equal((await withTimeout(client.closed, 5000, 'client close on SIGINT')).code, 1001);
+  const exit = await withTimeout(child.exited, 8000, 'exit after SIGINT');
+  assert.deepEqual(exit, { code: 0, signal: null });
+});
+
+test('resound --help prints usage and exits 0', { timeout: 10_000 }, async (t) => {
+  for (const args of [['--help'], ['-h'], ['echo', '--help']]) {
+    const child = run(args);
+    reap(t, child);
+    const exit = await withTimeout(child.exited, 8000, `resound ${args.join(' ')}`);
+    assert.deepEqual(exit, { code: 0, signal: null }, `resound ${args.join(' ')}: ${child.stderr()}`);
+    assert.match(child.stdout(), /Usage:/);
+    assert.match(child.stdout(), /resound echo/);
+    assert.match(child.stdout(), /--port/);
+  }
+});
+
+test('resound with no command or an unknown one fails with usage', { timeout: 10_000 }, async (t) => {
+  const none = run([]);
+  reap(t, none);
+  const noneExit = await withTimeout(none.exited, 8000, 'resound');
+  assert.ok(noneExit.code !== 0 && noneExit.code !== null, `resound without a command exited ${noneExit.code}`);
+  assert.match(none.stdout() + none.stderr(), /Usage:/);
+
+  const unknown = run(['frobnicate']);
+  reap(t, unknown);
+  const unknownExit = await withTimeout(unknown.exited, 8000, 'resound frobnicate');
+  assert.ok(unknownExit.code !== 0 && unknownExit.code !== null, `resound frobnicate exited ${unknownExit.code}`);
+  assert.match(unknown.stderr(), /unknown command "frobnicate"/);
+
+  const badPort = run(['echo', '--port', 'eighty']);
+  reap(t, badPort);
+  const exit = await withTimeout(badPort.exited, 8000, 'resound echo --port eighty');
+  assert.notEqual(exit.code, 0);
+  assert.match(badPort.stderr(), /port/);
+});
+
+/** Resident set size and its peak, in bytes, from /proc/PID/status. */
+function memory(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    assert.ok(match, `${name} in /proc/${pid}/status`);
+    return Number(match[1]) * 1024;
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
+/** Reset the peak RSS to the current RSS (Linux: "5" to clear_refs); false if not allowed. */
+function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('echoing 16 MiB costs the echo server less than 4x the message in peak RSS', { timeout: 40_000 }, async (t) => {
+  const size = 16 * MiB;
+  const { child, url } = await startEcho(t);
+  const pid = child.proc.pid!;
+  const client = await WSClient.connect(url);
+
+  // Warm up the code paths (JIT, socket buffers, large-frame branches) with a 1 MiB echo.
+  const warm = patternBytes(MiB, 11);
+  assertSameBytes((await client.echo(warm)) as Buffer, warm, 'warm-up echo');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+
+  const data = patternBytes(size, 12);
+  const reset = resetPeak(pid);
+  const before = memory(pid);
+  // With the peak reset, the baseline is the current RSS; otherwise the old peak.
+  const baseline = reset ? before.rss : before.hwm;
+  const echoed = (await client.echo(data, 30_000)) as Buffer;
+  assertSameBytes(echoed, data, '16 MiB echo');
+  const afterEcho = memory(pid);
+  const growth = afterEcho.hwm - baseline;
+  const ratio = growth / size;
+  t.diagnostic(
+    `echo server peak RSS growth for a 16 MiB binary echo: ${(growth / MiB).toFixed(1)} MiB = ${ratio.toFixed(2)}x ` +
+      `(baseline ${(baseline / MiB).toFixed(1)} MiB ${reset ? 'RSS after peak reset' : 'VmHWM'}, peak ${(afterEcho.hwm / MiB).toFixed(1)} MiB)`,
+  );
+  assert.ok(ratio < 4, `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (${ratio.toFixed(2)}x the 16 MiB message); budget < 4x`);
+
+  await client.close();
+  child.proc.kill('SIGTERM');
+  assert.equal((await withTimeout(child.exited, 8000, 'exit after SIGTERM')).code, 0);
+});
