@@ -98,8 +98,6 @@ const ignore = (): void => {};
  * re-checks protocol rules.
  */
 export class Connection implements WSConnection {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
   request!: HandshakeRequest;
 
   /** Called once the socket is closed, after onClose. */
@@ -123,14 +121,23 @@ export class Connection implements WSConnection {
   private closedPromise: Promise<CloseInfo> | null = null;
   private resolveClosed: ((info: CloseInfo) => void) | null = null;
   private readonly reportRejection = (error: unknown): void => this.handlerFailed(error);
+  private peerAddress: string | undefined;
+  private peerPort: number | undefined;
 
   constructor(
     readonly socket: Socket,
     readonly protocol: Protocol & { subprotocol: string | null },
     private readonly settings: ConnectionSettings,
   ) {
-    this.remoteAddress = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
+    this.peerAddress = socket.remoteAddress;
+    this.peerPort = socket.remotePort;
+    // A client's socket is still connecting here: learn the peer once it is connected.
+    if (this.peerAddress === undefined) {
+      socket.once('connect', () => {
+        this.peerAddress = socket.remoteAddress;
+        this.peerPort = socket.remotePort;
+      });
+    }
     socket.on('data', (chunk: Buffer) => this.receiveBytes(chunk));
     socket.on('end', () => this.receiveEof());
     socket.on('error', (error: Error) => this.reportError(error));
@@ -139,6 +146,14 @@ export class Connection implements WSConnection {
       this.pausedForDrain = false;
       this.resumeIfFree();
     });
+  }
+
+  get remoteAddress(): string {
+    return this.peerAddress ?? '';
+  }
+
+  get remotePort(): number {
+    return this.peerPort ?? 0;
   }
 
   get state(): ConnectionState {
@@ -257,7 +272,7 @@ export class Connection implements WSConnection {
       for (let i = 0; i < chunks.length; i++) {
         const chunk = chunks[i]!;
         if (isEof(chunk)) socket.end();
-        else if (i === lastData && batch !== null) socket.write(chunk, (error) => settle(batch, error));
+        else if (i === lastData && batch !== null) socket.write(chunk, (error) => settle(batch, error, socket));
         else socket.write(chunk);
       }
       if (many && socket.writableCorked > 0) socket.uncork();
@@ -272,7 +287,7 @@ export class Connection implements WSConnection {
         socket.pause();
       }
     } else if (batch !== null) {
-      settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined);
+      settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined, socket);
     }
     if (this.closeTimer === null && this.protocol.closeExpected() && !this.closedFlag) {
       this.closeTimer = setTimeout(() => this.socket.destroy(), this.settings.closeTimeout);
@@ -363,7 +378,7 @@ export class Connection implements WSConnection {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.protocol.receiveEof();
     this.protocol.dataToSend();
-    if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'));
+    if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'), this.socket);
     this.batch = null;
     const info = this.closeInfo();
     for (const waiter of this.waiters.splice(0)) waiter.reject(new ConnectionClosedError(info.code, info.reason));
@@ -412,8 +427,14 @@ export class Connection implements WSConnection {
 
 export type HandshakeEvent = Extract<ReturnType<Protocol['eventsReceived']>[number], { type: 'request' | 'response' }>;
 
-function settle(batch: { resolve: () => void; reject: (error: Error) => void }, error: Error | null | undefined): void {
+/**
+ * Settle a batch from its write callback. Node calls that callback without an
+ * error when a destroyed socket drops a pending write, so a destroyed socket
+ * counts as a failure: a send is never reported done when it may be lost.
+ */
+function settle(batch: { resolve: () => void; reject: (error: Error) => void }, error: Error | null | undefined, socket: Socket): void {
   if (error) batch.reject(error);
+  else if (socket.destroyed) batch.reject(new WebSocketError('the socket closed before the data was written'));
   else batch.resolve();
 }
 

@@ -40,16 +40,24 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  */
 export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<WSConnection> {
   let target = new URL(url);
+  let attempt = options;
   for (let redirects = options.maxRedirects ?? 0; ; redirects--) {
     try {
-      return await connectOnce(target, options);
+      return await connectOnce(target, attempt);
     } catch (error) {
-      const location = error instanceof HandshakeError && REDIRECTS.has(error.status) ? error.headers['location'] : undefined;
+      if (!(error instanceof HandshakeError) || !REDIRECTS.has(error.status)) throw error;
+      const location = error.headers['location'];
       if (location === undefined || redirects <= 0) throw error;
-      target = new URL(location, target);
+      const next = new URL(location, target);
       // http(s) Location headers name the same endpoints as ws(s).
-      if (target.protocol === 'http:') target.protocol = 'ws:';
-      if (target.protocol === 'https:') target.protocol = 'wss:';
+      if (next.protocol === 'http:') next.protocol = 'ws:';
+      if (next.protocol === 'https:') next.protocol = 'wss:';
+      if (target.protocol === 'wss:' && next.protocol !== 'wss:') {
+        throw new HandshakeError(`refusing a redirect from wss: down to ${next.protocol}`, error.status, error.headers);
+      }
+      // Credentials given for one host are not handed to another.
+      if (next.host !== target.host && attempt.headers !== undefined) attempt = { ...attempt, headers: [] };
+      target = next;
     }
   }
 }

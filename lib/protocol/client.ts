@@ -1,7 +1,17 @@
 import { randomFillSync } from 'node:crypto';
 import { HandshakeError, InvalidStateError } from './errors.js';
 import { computeAcceptKey, type ClientHandshakeResponse, type HandshakeRequest } from './handshake.js';
-import { DEFAULT_HEAD_LIMITS, foldHeaders, hasToken, HeadCollector, HeadParseError, parseStatusLine, splitList } from './http1.js';
+import {
+  DEFAULT_HEAD_LIMITS,
+  foldHeaders,
+  hasToken,
+  HeadCollector,
+  HeadParseError,
+  isFieldValue,
+  isToken,
+  parseStatusLine,
+  splitList,
+} from './http1.js';
 import { Protocol, State, type ProtocolOptions } from './protocol.js';
 
 export interface ClientProtocolOptions extends ProtocolOptions {
@@ -174,13 +184,22 @@ function buildRequest(url: URL, key: string, options: ClientProtocolOptions): Ha
   const defaultPort = url.protocol === 'wss:' ? '443' : '80';
   const host = url.port !== '' && url.port !== defaultPort ? `${url.hostname}:${url.port}` : url.hostname;
   const raw: string[] = ['Host', host, 'Upgrade', 'websocket', 'Connection', 'Upgrade', 'Sec-WebSocket-Key', key, 'Sec-WebSocket-Version', '13'];
-  if (options.origin !== undefined) raw.push('Origin', options.origin);
+  if (options.origin !== undefined) {
+    if (!isFieldValue(options.origin)) throw new TypeError('origin contains characters a header value cannot carry');
+    raw.push('Origin', options.origin);
+  }
   const subprotocols = [...(options.subprotocols ?? [])];
+  // §4.1: each subprotocol is a token, and none is offered twice.
+  for (const name of subprotocols) {
+    if (!isToken(name)) throw new TypeError(`subprotocol ${JSON.stringify(name)} is not a token`);
+  }
+  if (new Set(subprotocols).size !== subprotocols.length) throw new TypeError('a subprotocol is offered twice');
   if (subprotocols.length > 0) raw.push('Sec-WebSocket-Protocol', subprotocols.join(', '));
   const extra = options.headers === undefined ? [] : Array.isArray(options.headers) ? options.headers : Object.entries(options.headers);
   for (const [name, value] of extra as Array<readonly [string, string]>) {
+    if (!isToken(name)) throw new TypeError(`header name ${JSON.stringify(name)} is not a token`);
     if (RESERVED_HEADERS.has(name.toLowerCase())) throw new TypeError(`header ${name} is set by the protocol`);
-    if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) throw new TypeError(`header ${name} contains a line break`);
+    if (!isFieldValue(value)) throw new TypeError(`header ${name} has characters a header value cannot carry`);
     raw.push(name, value);
   }
   return {

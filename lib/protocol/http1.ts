@@ -42,6 +42,16 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field values: visible characters, space, tab and obs-text; no other controls. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/** A header name, method or subprotocol name: an RFC 9110 token. */
+export function isToken(text: string): boolean {
+  return TOKEN.test(text);
+}
+
+/** A header value that can go on the wire as is: no CR, LF, NUL or other controls, nothing beyond Latin-1. */
+export function isFieldValue(text: string): boolean {
+  return FIELD_VALUE.test(text);
+}
+
 export class HeadCollector {
   private readonly chunks: Buffer[] = [];
   private size = 0;

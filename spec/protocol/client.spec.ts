@@ -12,7 +12,7 @@ import {
 } from '../../lib/protocol/index.js';
 import { OP, RFC_ACCEPT, RFC_KEY, frame, parseFrames } from './helpers.js';
 
-const drain = (chunks: Uint8Array[]) => ({
+const drain = (chunks: readonly Uint8Array[]) => ({
   bytes: Buffer.concat(chunks.filter((c) => c.length > 0).map((c) => Buffer.from(c))),
   eof: chunks.some((c) => c.length === 0),
 });

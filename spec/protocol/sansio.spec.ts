@@ -5,7 +5,7 @@ import { STATE_NAMES, State, isEof } from '../../lib/protocol/index.js';
 import { OP, close, openServer, parseFrames, ping, text } from './helpers.js';
 
 /** Output as hex with "|EOF" where the marker is; chunk boundaries are not part of the contract. */
-const hexOf = (chunks: Uint8Array[]) => chunks.map((c) => (c.length === 0 ? '|EOF' : Buffer.from(c).toString('hex'))).join('');
+const hexOf = (chunks: readonly Uint8Array[]) => chunks.map((c) => (c.length === 0 ? '|EOF' : Buffer.from(c).toString('hex'))).join('');
 
 describe('queues', () => {
   test('eventsReceived() hands over an array the caller owns, even when it is empty', () => {

@@ -1,0 +1,117 @@
+/**
+ * `resound client URL [--binary]`: lines from standard input go out as
+ * messages; every message received is printed; end of input closes the
+ * connection and the process exits 0 after a normal close.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { type Message } from '../../lib/index.js';
+import { CLI_PATH, startResound, withTimeout } from './helpers.js';
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI with `input` on stdin; the child is killed if it outlives `ms`. */
+async function runCli(args: string[], input: string, ms = 10_000): Promise<Run> {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<Run>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  child.stdin.on('error', () => {});
+  child.stdin.end(input);
+  try {
+    return await withTimeout(exited, ms, `resound ${args.join(' ')} to exit`);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`${(error as Error).message}; stdout: ${JSON.stringify(stdout)}; stderr: ${JSON.stringify(stderr)}`);
+  }
+}
+
+async function echoServer() {
+  const received: Message[] = [];
+  const closes: Array<[number, string]> = [];
+  const peer = await startResound({
+    onMessage(conn, message) {
+      received.push(message);
+      void conn.send(message);
+    },
+    onClose(_conn, code, reason) {
+      closes.push([code, reason]);
+    },
+  });
+  return { peer, received, closes };
+}
+
+test('resound client: two lines are sent as text, both echoes printed, exit 0 at end of input', { timeout: 15_000 }, async () => {
+  const { peer, received, closes } = await echoServer();
+  try {
+    const run = await runCli(['client', `${peer.url}/`], 'hello there\nzweite Zeile ✓ 中文\n');
+    assert.equal(run.code, 0, `exit code ${run.code}; stderr: ${run.stderr}`);
+    assert.equal(run.stdout, 'hello there\nzweite Zeile ✓ 中文\n');
+    assert.deepEqual(received, ['hello there', 'zweite Zeile ✓ 中文'], 'the server got text messages');
+    assert.match(run.stderr, /connected to ws:\/\/127\.0\.0\.1:\d+\//);
+    assert.match(run.stderr, /closed: 1000/);
+    assert.deepEqual(closes, [[1000, '']], 'end of input closes with 1000');
+  } finally {
+    await peer.close();
+  }
+});
+
+test('resound client --binary: lines go out as binary; output shows <binary N bytes> hex', { timeout: 15_000 }, async () => {
+  const { peer, received } = await echoServer();
+  try {
+    const run = await runCli(['client', `${peer.url}/`, '--binary'], 'abc\nhé\n');
+    assert.equal(run.code, 0, `exit code ${run.code}; stderr: ${run.stderr}`);
+    assert.equal(run.stdout, '<binary 3 bytes> 616263\n<binary 3 bytes> 68c3a9\n');
+    assert.deepEqual(received, [Buffer.from('abc'), Buffer.from('hé', 'utf8')], 'the server got binary messages');
+  } finally {
+    await peer.close();
+  }
+});
+
+test('resound client: a server that closes with an error code makes the process exit 1', { timeout: 15_000 }, async () => {
+  const peer = await startResound({
+    onOpen(conn) {
+      void conn.sendText('going away badly');
+      conn.close(4500, 'nope');
+    },
+  });
+  try {
+    // Input stays open until the server has closed: the exit must come from the server's close.
+    const child = spawn(process.execPath, [CLI_PATH, 'client', peer.url], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    try {
+      const code = await withTimeout(exited, 10_000, 'the client to exit after the server closed');
+      assert.equal(code, 1, `stderr: ${stderr}`);
+      assert.equal(stdout, 'going away badly\n');
+      assert.match(stderr, /closed: 4500 nope/);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  } finally {
+    await peer.close();
+  }
+});
+
+test('resound client: an unreachable server makes the process exit 1 with a message', { timeout: 15_000 }, async () => {
+  const peer = await startResound({});
+  const url = peer.url;
+  await peer.close();
+  const run = await runCli(['client', url], '');
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /^resound: .*ECONNREFUSED/m);
+  assert.equal(run.stdout, '');
+});
