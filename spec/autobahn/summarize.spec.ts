@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { sourcePath } from '../support.js';
 import { judge, type ReportIndex } from './summarize.js';
 
 const ok = { behavior: 'OK', behaviorClose: 'OK' };
@@ -37,7 +38,7 @@ test('FAILED cases, UNCLEAN closes and a NON-STRICT 6.4.x each fail the run', ()
 });
 
 test('the fuzzingclient config targets resound echo on loopback and runs every case', () => {
-  const config = JSON.parse(readFileSync(new URL('../../../spec/autobahn/fuzzingclient.json', import.meta.url), 'utf8')) as {
+  const config = JSON.parse(readFileSync(sourcePath('spec/autobahn/fuzzingclient.json'), 'utf8')) as {
     servers: Array<{ url: string }>;
     cases: string[];
   };

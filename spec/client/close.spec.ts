@@ -6,21 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connect, type Message, type WSConnection } from '../../lib/index.js';
-import { closePayload, delay, OP, PythonPeer, RawServer, serverFrame, startResound, startWs, withTimeout } from './helpers.js';
-
-/** Collect what for-await yields until it ends. */
-function drain(conn: WSConnection, ms = 5000): Promise<Message[]> {
-  return withTimeout(
-    (async () => {
-      const received: Message[] = [];
-      for await (const message of conn) received.push(message);
-      return received;
-    })(),
-    ms,
-    'the for-await loop to end',
-  );
-}
+import { connect } from '../../lib/index.js';
+import { closePayload, delay, drain, OP, PythonPeer, RawServer, serverFrame, startResound, startWs, withTimeout } from './helpers.js';
 
 /** connect() with an onClose recorder. */
 async function connectRecording(url: string, options: Parameters<typeof connect>[1] = {}) {
@@ -42,6 +29,14 @@ async function connectRecording(url: string, options: Parameters<typeof connect>
     `connect ${url}`,
   );
   return { conn, closes, errors };
+}
+
+/** connectRecording() to a RawServer, whose next connection answers with a valid 101; both ends. */
+async function openRawRecording(server: RawServer, options: Parameters<typeof connect>[1] = {}) {
+  const connecting = connectRecording(server.url, options);
+  const raw = await server.nextConn();
+  await raw.accept();
+  return { ...(await connecting), raw };
 }
 
 // ---------------------------------------------------------------- client-initiated
@@ -103,10 +98,7 @@ test('client close(4000, "bye") is seen by a resound server', { timeout: 10_000 
 test('client close() sends the exact close frame, masked, and waits for the server to close TCP', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url);
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn, closes } = await connecting;
+    const { conn, closes, raw } = await openRawRecording(server);
     conn.close(4000, 'bye ✓');
     const frame = await raw.nextFrame();
     assert.equal(frame.opcode, OP.CLOSE);
@@ -130,10 +122,7 @@ test('client close() sends the exact close frame, masked, and waits for the serv
 test('client close() to a server that never answers: the socket is dropped after closeTimeout, code 1006', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url, { closeTimeout: 300 });
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn, closes } = await connecting;
+    const { conn, closes, raw } = await openRawRecording(server, { closeTimeout: 300 });
     const started = Date.now();
     conn.close(4000, 'anyone?');
     const frame = await raw.nextFrame();
@@ -221,10 +210,7 @@ test('server-initiated close by resound (server.close()): the client sees 1001',
 test('a raw server close frame is answered with a masked close frame echoing its code and reason', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url);
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn, closes } = await connecting;
+    const { conn, closes, raw } = await openRawRecording(server);
     const loop = drain(conn);
     await raw.write(Buffer.concat([serverFrame(OP.TEXT, 'last words'), serverFrame(OP.CLOSE, closePayload(4010, 'raw ✓'))]));
     const reply = await raw.nextFrame();
@@ -246,10 +232,7 @@ test('a raw server close frame is answered with a masked close frame echoing its
 test('an empty close frame from the server is answered with an empty close frame; code 1005', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url);
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn } = await connecting;
+    const { conn, raw } = await openRawRecording(server);
     await raw.write(serverFrame(OP.CLOSE));
     const reply = await raw.nextFrame();
     assert.equal(reply.opcode, OP.CLOSE);
@@ -283,10 +266,7 @@ test('ws terminate() after a message: for-await yields it, then ends; closeCode 
 test('a server that destroys its socket in the middle of a frame: no partial message, 1006', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url);
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn, closes } = await connecting;
+    const { conn, closes, raw } = await openRawRecording(server);
     const loop = drain(conn);
     const frame = serverFrame(OP.BINARY, Buffer.alloc(1000, 7));
     await raw.write(Buffer.concat([serverFrame(OP.TEXT, 'whole'), frame.subarray(0, 500)]));
@@ -304,10 +284,7 @@ test('a server that destroys its socket in the middle of a frame: no partial mes
 test('a TCP reset from the server: closed resolves with 1006, for-await and receive() end', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url);
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn, closes } = await connecting;
+    const { conn, closes, raw } = await openRawRecording(server);
     const pending = conn.receive().then(
       () => 'message',
       (error: unknown) => (error as { code?: number }).code,
@@ -325,10 +302,7 @@ test('a TCP reset from the server: closed resolves with 1006, for-await and rece
 test('a server that sends FIN without a close frame: 1006, and the client closes its side', { timeout: 10_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const connecting = connectRecording(server.url);
-    const raw = await server.nextConn();
-    await raw.accept();
-    const { conn, closes } = await connecting;
+    const { conn, closes, raw } = await openRawRecording(server);
     raw.socket.end();
     assert.deepEqual(await drain(conn), []);
     assert.deepEqual(await conn.closed, { code: 1006, reason: '' });

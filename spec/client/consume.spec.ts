@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect, ConnectionClosedError, HandlerError, InvalidStateError, WebSocketError, type Message, type WSConnection } from '../../lib/index.js';
-import { capture, closePayload, delay, OP, patternBytes, RawServer, rejection, serverFrame, startResound, startWs, withTimeout, type RawConn } from './helpers.js';
+import { capture, closePayload, delay, drain, OP, openRaw, patternBytes, RawServer, rejection, serverFrame, startResound, startWs, withTimeout } from './helpers.js';
 
 /** A resound server: echoes, and on "close-me" sends "last" then closes with 4001 "server bye". */
 function startScriptedResound() {
@@ -85,14 +85,7 @@ test('for await ends cleanly when the server closes; closeCode/closeReason hold 
     void conn.sendText('x');
     void conn.sendBinary(Buffer.from('y'));
     void conn.sendText('close-me');
-    const received: Message[] = [];
-    await withTimeout(
-      (async () => {
-        for await (const message of conn) received.push(message);
-      })(),
-      5000,
-      'the for-await loop to end',
-    );
+    const received = await drain(conn);
     assert.deepEqual(received, ['x', Buffer.from('y'), 'last']);
     assert.equal(conn.closeCode, 4001);
     assert.equal(conn.closeReason, 'server bye');
@@ -111,14 +104,7 @@ test('for await against ws: ends when ws closes with 4002, code and reason surfa
   });
   try {
     const conn = await withTimeout(connect(peer.url), 5000, 'connect');
-    const received: Message[] = [];
-    await withTimeout(
-      (async () => {
-        for await (const message of conn) received.push(message);
-      })(),
-      5000,
-      'the for-await loop to end',
-    );
+    const received = await drain(conn);
     assert.deepEqual(received, ['a', Buffer.from([0xff, 0x00])]);
     assert.equal(conn.closeCode, 4002);
     assert.equal(conn.closeReason, 'ws bye ✓');
@@ -184,7 +170,7 @@ test('a slow receive() reader loses nothing when reading pauses (maxQueuedMessag
       const message = await withTimeout(conn.receive(), 5000, `message ${i}`);
       assert.ok(Buffer.isBuffer(message));
       assert.ok(message.equals(patternBytes(1000 + i, i)), `message ${i} is intact and in order`);
-      if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (i % 50 === 0) await delay(5);
     }
     const error = await rejection(conn.receive(), 5000, 'receive() after the last message');
     assert.ok(error instanceof ConnectionClosedError);
@@ -264,13 +250,6 @@ test('the client connection reports the server address and port, and the request
 });
 
 // ---------------------------------------------------------------- send promises and backpressure
-
-async function openRaw(server: RawServer, options: Parameters<typeof connect>[1] = {}): Promise<{ conn: WSConnection; raw: RawConn }> {
-  const connecting = withTimeout(connect(server.url, options), 5000, 'connect');
-  const raw = await server.nextConn();
-  await raw.accept();
-  return { conn: await connecting, raw };
-}
 
 test('a send promise settles only once the kernel took the bytes: pending while the server does not read', { timeout: 20_000 }, async () => {
   const server = await RawServer.start();

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect, HandshakeError, TimeoutError, WebSocketError } from '../../lib/index.js';
-import { acceptFor, RawServer, rejection, startResound, switchingProtocols, withTimeout, type RawConn } from './helpers.js';
+import { acceptFor, delay, RawServer, rejection, startResound, switchingProtocols, withTimeout, type RawConn } from './helpers.js';
 
 /** Well under the default 10 s timeout: a test failing here means connect() hung. */
 const QUICK = 2000;
@@ -384,7 +384,7 @@ test('the handshake timeout is cleared once connected: a connection outlives `ti
   const peer = await startResound((conn, message) => void conn.send(message));
   try {
     const conn = await withTimeout(connect(peer.url, { timeout: 200 }), QUICK, 'connect');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await delay(500);
     assert.equal(conn.state, 'OPEN');
     await conn.sendText('still here');
     assert.equal(await withTimeout(conn.receive(), QUICK, 'echo'), 'still here');

@@ -1,41 +1,40 @@
 /**
- * Shared helpers for the client specs: bounded waits, seeded content, peers
- * this project did not write (ws, Python websockets) plus our own serve(), and
- * a raw TCP server whose tests speak HTTP and RFC 6455 frames by hand.
+ * Helpers for the client specs: peers this project did not write (ws, Python
+ * websockets) plus our own serve(), and a raw TCP server whose tests speak
+ * HTTP and RFC 6455 frames by hand. Bounded waits, seeded content and the
+ * frame encoder and decoder come from spec/support.ts (re-exported here).
  *
- * The frame parser and builder here are written independently of lib/protocol
+ * The frame parser and builder are written independently of lib/protocol
  * (no applyMask, no writeFrameHeader) so they can catch its bugs.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type ServerOptions as WsServerOptions, type WebSocket as WsSocket } from 'ws';
-import { serve, type Handler, type ServeOptions, type Server } from '../../lib/index.js';
+import { connect, serve, type Handler, type Message, type ServeOptions, type Server, type WSConnection } from '../../lib/index.js';
+import { acceptFor, assertPythonWebsockets, assertSameBytes, decodeFrame, distPath, encodeFrame, MiB, PYTHON, RawSocket, sourcePath, withTimeout } from '../support.js';
 
-export const MiB = 1024 * 1024;
-
-/** A file of the source tree's spec/client/ (fixtures are not compiled into dist/). */
-export function sourcePath(relative: string): string {
-  return fileURLToPath(new URL(`../../../spec/client/${relative}`, import.meta.url));
-}
+export {
+  acceptFor,
+  assertPythonWebsockets,
+  assertSameBytes,
+  closePayload,
+  delay,
+  firstDifference,
+  MiB,
+  OP,
+  patternBytes,
+  patternText,
+  prng,
+  PYTHON,
+  RFC_ACCEPT,
+  RFC_KEY,
+  sourcePath,
+  withTimeout,
+} from '../support.js';
 
 /** The compiled CLI, dist/lib/cli.js. */
-export const CLI_PATH = fileURLToPath(new URL('../../lib/cli.js', import.meta.url));
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `promise`, or a rejection naming `what` after `ms`: a hang fails instead of blocking the suite. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+export const CLI_PATH = distPath('lib/cli.js');
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -54,67 +53,20 @@ export async function rejection(promise: Promise<unknown>, ms: number, what: str
   return outcome.error;
 }
 
+/** Collect what for-await yields until it ends. */
+export function drain(conn: WSConnection, ms = 5000): Promise<Message[]> {
+  return withTimeout(
+    (async () => {
+      const received: Message[] = [];
+      for await (const message of conn) received.push(message);
+      return received;
+    })(),
+    ms,
+    'the for-await loop to end',
+  );
+}
+
 // ---------------------------------------------------------------- content
-
-/** mulberry32: a small seeded PRNG returning uint32s. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-/** `length` seeded pseudo-random bytes: any reordering, truncation or corruption shows. */
-export function patternBytes(length: number, seed: number): Buffer {
-  const next = prng(seed);
-  const out = Buffer.allocUnsafe(length);
-  let i = 0;
-  for (; i + 4 <= length; i += 4) out.writeUInt32LE(next(), i);
-  for (; i < length; i++) out[i] = next() & 0xff;
-  return out;
-}
-
-/** Characters of every UTF-8 width, surrogate pairs included. */
-const ALPHABET = ['a', 'Z', '0', ' ', '~', 'é', 'ß', 'Ω', 'Ж', '€', '中', '文', 'ア', '😀', '🎉', '𝄞'];
-const ENCODED = ALPHABET.map((char) => Buffer.from(char, 'utf8'));
-
-/** A seeded string of exactly `byteLength` UTF-8 bytes mixing 1- to 4-byte characters. */
-export function patternText(byteLength: number, seed: number): string {
-  const next = prng(seed);
-  const bytes = Buffer.allocUnsafe(byteLength);
-  let at = 0;
-  // Eight 4-bit picks per PRNG draw: 16 MiB of text is generated in well under a second.
-  fill: for (;;) {
-    let word = next();
-    for (let k = 0; k < 8; k++, word >>>= 4) {
-      const encoded = ENCODED[word & 15]!;
-      if (at + encoded.length > byteLength) break fill;
-      encoded.copy(bytes, at);
-      at += encoded.length;
-    }
-  }
-  while (at < byteLength) bytes[at++] = 0x61 + (next() % 26);
-  const text = bytes.toString('utf8');
-  assert.equal(Buffer.byteLength(text), byteLength);
-  return text;
-}
-
-export function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
-
-/** Byte-for-byte equality with a short message (never a 16 MiB diff). */
-export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length}, expected ${expected.length}`);
-  const at = firstDifference(actual, expected);
-  assert.equal(at, -1, `${what}: first differing byte at offset ${at}`);
-}
 
 /** Text equality through its UTF-8 bytes, with a short message. */
 export function assertSameText(actual: unknown, expected: string, what: string): void {
@@ -180,22 +132,6 @@ export async function startResound(handler: Handler, options: ServeOptions = {},
 
 // ---------------------------------------------------------------- Python websockets
 
-export const PYTHON = '/usr/bin/python3';
-
-/** Fail (never skip) when Debian's python3-websockets is missing. */
-export function assertPythonWebsockets(): void {
-  const probe = spawnSync(PYTHON, ['-c', 'import websockets; print(websockets.__version__)'], {
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (probe.status !== 0) {
-    assert.fail(
-      `${PYTHON} cannot import websockets (${probe.error?.message ?? probe.stderr.trim()}): ` +
-        'run `apt-get install python3-websockets` (Debian package, websockets 10.4)',
-    );
-  }
-}
-
 export interface PyEvent {
   event: string;
   path?: string;
@@ -246,7 +182,7 @@ export class PythonPeer {
 
   static async start(): Promise<PythonPeer> {
     assertPythonWebsockets();
-    const child = spawn(PYTHON, [sourcePath('peers/ws_server.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, [sourcePath('spec/client/peers/ws_server.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const lines = splitLines(child.stdout);
@@ -346,63 +282,11 @@ export interface Frame {
 }
 
 /** The server end of one raw TCP connection: reads requests and frames, writes whatever a test wants. */
-export class RawConn {
-  private chunks: Buffer[] = [];
-  /** Bytes received so far (cheap: no concatenation). */
-  length = 0;
-  /** The client sent FIN. */
-  ended = false;
-  closed = false;
-  error: Error | null = null;
+export class RawConn extends RawSocket {
   private offset = 0;
-  private readonly watchers = new Set<() => void>();
 
-  constructor(readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.length += chunk.length;
-      this.notify();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.notify();
-    });
-    socket.on('error', (error: Error) => {
-      this.error = error;
-      this.notify();
-    });
-  }
-
-  /** Everything received so far (concatenated on demand). */
-  get received(): Buffer {
-    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!;
-  }
-
-  private notify(): void {
-    for (const watcher of [...this.watchers]) watcher();
-  }
-
-  /** Resolve with `check()`'s first non-undefined result, re-checked on every socket event. */
-  waitFor<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
-    let watcher: (() => void) | undefined;
-    const result = new Promise<T>((resolve, reject) => {
-      watcher = (): void => {
-        try {
-          const value = check();
-          if (value !== undefined) resolve(value);
-        } catch (error) {
-          reject(error);
-        }
-      };
-      this.watchers.add(watcher);
-      watcher();
-    });
-    return withTimeout(result, ms, what).finally(() => this.watchers.delete(watcher!));
+  constructor(socket: Socket) {
+    super(socket);
   }
 
   write(data: string | Uint8Array): Promise<void> {
@@ -549,9 +433,12 @@ export class RawServer {
   }
 }
 
-/** RFC 6455 §1.3, computed here independently of lib's computeAcceptKey (an oracle that can disagree with it). */
-export function acceptFor(key: string): string {
-  return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+/** connect() to a RawServer, whose next connection answers with a valid 101; both ends. */
+export async function openRaw(server: RawServer, options: Parameters<typeof connect>[1] = {}): Promise<{ conn: WSConnection; raw: RawConn }> {
+  const connecting = withTimeout(connect(server.url, options), 5000, 'connect');
+  const raw = await server.nextConn();
+  await raw.accept();
+  return { conn: await connecting, raw };
 }
 
 export function switchingProtocols(key: string, extra: string[] = []): string {
@@ -562,31 +449,9 @@ export function switchingProtocols(key: string, extra: string[] = []): string {
 
 /** Parse one frame at `offset`; null while incomplete. */
 export function parseFrame(buffer: Buffer, offset = 0): { frame: Frame; next: number } | null {
-  if (buffer.length - offset < 2) return null;
-  const b0 = buffer[offset]!;
-  const b1 = buffer[offset + 1]!;
-  let length = b1 & 0x7f;
-  let p = offset + 2;
-  if (length === 126) {
-    if (buffer.length - p < 2) return null;
-    length = buffer.readUInt16BE(p);
-    p += 2;
-  } else if (length === 127) {
-    if (buffer.length - p < 8) return null;
-    length = Number(buffer.readBigUInt64BE(p));
-    p += 8;
-  }
-  const masked = (b1 & 0x80) !== 0;
-  let key: Buffer | null = null;
-  if (masked) {
-    if (buffer.length - p < 4) return null;
-    key = Buffer.from(buffer.subarray(p, p + 4));
-    p += 4;
-  }
-  if (buffer.length - p < length) return null;
-  const payload = Buffer.from(buffer.subarray(p, p + length));
-  if (key !== null) for (let i = 0; i < payload.length; i++) payload[i]! ^= key[i & 3]!;
-  return { frame: { fin: (b0 & 0x80) !== 0, rsv: b0 & 0x70, opcode: b0 & 0x0f, masked, key, payload }, next: p + length };
+  const d = decodeFrame(buffer, offset);
+  if (d === null) return null;
+  return { frame: { fin: d.fin, rsv: d.rsv, opcode: d.opcode, masked: d.masked, key: d.key, payload: d.payload }, next: d.next };
 }
 
 /** Every whole frame in `buffer`. */
@@ -602,27 +467,5 @@ export function parseFrames(buffer: Buffer): { frames: Frame[]; rest: Buffer } {
 
 /** A frame as a server sends it: unmasked unless `mask` is given (which a server must not do). */
 export function serverFrame(opcode: number, payload: Uint8Array | string = Buffer.alloc(0), options: { fin?: boolean; mask?: Uint8Array } = {}): Buffer {
-  const data = Buffer.from(typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload);
-  const fin = options.fin ?? true;
-  const maskBit = options.mask ? 0x80 : 0;
-  const header: number[] = [(fin ? 0x80 : 0) | opcode];
-  if (data.length < 126) header.push(maskBit | data.length);
-  else if (data.length < 0x10000) header.push(maskBit | 126, data.length >>> 8, data.length & 0xff);
-  else {
-    const big = Buffer.alloc(8);
-    big.writeBigUInt64BE(BigInt(data.length));
-    header.push(maskBit | 127, ...big);
-  }
-  if (!options.mask) return Buffer.concat([Buffer.from(header), data]);
-  for (let i = 0; i < data.length; i++) data[i]! ^= options.mask[i & 3]!;
-  return Buffer.concat([Buffer.from(header), Buffer.from(options.mask), data]);
+  return encodeFrame(opcode, payload, { fin: options.fin ?? true, mask: options.mask ?? null });
 }
-
-export function closePayload(code: number, reason = ''): Buffer {
-  const payload = Buffer.alloc(2 + Buffer.byteLength(reason));
-  payload.writeUInt16BE(code, 0);
-  payload.write(reason, 2, 'utf8');
-  return payload;
-}
-
-export const OP = { CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;

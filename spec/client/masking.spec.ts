@@ -7,15 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { computeAcceptKey, connect, ConnectionClosedError, type WSConnection } from '../../lib/index.js';
-import { acceptFor, assertSameBytes, closePayload, OP, patternBytes, patternText, RawServer, serverFrame, withTimeout, type Frame, type RawConn } from './helpers.js';
-
-async function openRaw(server: RawServer, options: Parameters<typeof connect>[1] = {}): Promise<{ conn: WSConnection; raw: RawConn }> {
-  const connecting = withTimeout(connect(server.url, { maxPayload: 8 * 1024 * 1024, ...options }), 5000, 'connect');
-  const raw = await server.nextConn();
-  await raw.accept();
-  return { conn: await connecting, raw };
-}
+import { computeAcceptKey, ConnectionClosedError } from '../../lib/index.js';
+import { acceptFor, assertSameBytes, closePayload, MiB, OP, openRaw, patternBytes, patternText, RawServer, serverFrame, withTimeout, type Frame } from './helpers.js';
 
 function keyOf(frame: Frame): string {
   assert.ok(frame.key !== null, 'the frame is masked');
@@ -33,7 +26,7 @@ test("the raw server's handshake oracle agrees with the library's computeAcceptK
 test('every client frame (text, binary, ping, close) has MASK set, a fresh key, and unmasks to what was sent', { timeout: 15_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const { conn, raw } = await openRaw(server);
+    const { conn, raw } = await openRaw(server, { maxPayload: 8 * MiB });
     const sizes = [0, 1, 125, 126, 65535, 65536, 200_000];
     const expected: Array<{ opcode: number; payload: Buffer }> = [];
     for (const [i, size] of sizes.entries()) {
@@ -74,7 +67,7 @@ test('every client frame (text, binary, ping, close) has MASK set, a fresh key, 
 test('masking keys stay fresh over thousands of frames (no repeating key pool)', { timeout: 15_000 }, async () => {
   const server = await RawServer.start();
   try {
-    const { conn, raw } = await openRaw(server);
+    const { conn, raw } = await openRaw(server, { maxPayload: 8 * MiB });
     const COUNT = 5000;
     for (let i = 0; i < COUNT; i++) void conn.sendBinary(Buffer.from([i & 0xff, i >> 8]));
     const keys: string[] = [];
@@ -118,7 +111,7 @@ for (const [name, bytes, code] of BROKEN_SERVER_FRAMES) {
   test(`${name} from the server: the client sends a masked close frame with ${code} and delivers nothing`, { timeout: 10_000 }, async () => {
     const server = await RawServer.start();
     try {
-      const { conn, raw } = await openRaw(server);
+      const { conn, raw } = await openRaw(server, { maxPayload: 8 * MiB });
       const pending = conn.receive().then(
         (message) => ({ message }),
         (error: unknown) => ({ error }),

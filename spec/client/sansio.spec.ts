@@ -7,10 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClientProtocol, HandshakeError, InvalidStateError, isEof, State, type ProtocolEvent } from '../../lib/index.js';
-import { closePayload, OP, parseFrames, serverFrame, type Frame } from './helpers.js';
-
-const RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
-const RFC_ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
+import { closePayload, OP, parseFrames, RFC_ACCEPT, RFC_KEY, serverFrame, type Frame } from './helpers.js';
 
 function newClient(url = 'ws://example.com/chat', options: ConstructorParameters<typeof ClientProtocol>[1] = {}): ClientProtocol {
   const client = new ClientProtocol(url, { key: RFC_KEY, ...options });

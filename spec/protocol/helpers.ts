@@ -1,22 +1,21 @@
 /**
- * Shared helpers for the byte-level protocol specs: a seeded PRNG, a builder
- * for (masked) client frames that can also produce illegal ones, a request
- * head builder, and a harness around ServerProtocol that parses everything the
+ * Helpers for the byte-level protocol specs: a seeded PRNG, a builder for
+ * (masked) client frames that can also produce illegal ones, a request head
+ * builder, and a harness around ServerProtocol that parses everything the
  * server writes (HTTP response, then frames) so tests can assert exact bytes.
  *
- * The frame builder and the output parser are written independently of
- * lib/protocol (no applyMask, no writeFrameHeader) so they can catch its bugs.
+ * The frame builder and the output parser (spec/support.ts) are written
+ * independently of lib/protocol (no applyMask, no writeFrameHeader) so they
+ * can catch its bugs.
  */
 import assert from 'node:assert/strict';
 import { ServerProtocol, State, type ProtocolEvent, type ServerProtocolOptions } from '../../lib/protocol/index.js';
+import { closePayload, decodeFrame, encodeFrame, OP, prng, RFC_KEY, type EncodeOptions, type Payload } from '../support.js';
+
+export { acceptFor, OP, RFC_ACCEPT, RFC_KEY, toBytes, type Payload } from '../support.js';
 
 // ---------------------------------------------------------------- constants
 
-/** The example key of RFC 6455 §1.3 and its accept value. */
-export const RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
-export const RFC_ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
-
-export const OP = { CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
 export const RSV1 = 0x40;
 export const RSV2 = 0x20;
 export const RSV3 = 0x10;
@@ -25,18 +24,14 @@ export const DEFAULT_MASK: readonly number[] = [0x37, 0xfa, 0x21, 0x3d];
 
 // ---------------------------------------------------------------- PRNG
 
-/** mulberry32: small, fast, seeded; good enough for test data. */
+/** The shared mulberry32 (spec/support.ts) as floats in [0, 1), with the draws the fuzzers need. */
 export class Rng {
-  private a: number;
+  private readonly draw: () => number;
   constructor(seed: number) {
-    this.a = seed >>> 0;
+    this.draw = prng(seed);
   }
   next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.draw() / 4294967296;
   }
   /** Integer in [0, n). */
   int(n: number): number {
@@ -88,52 +83,14 @@ export function randomSplit(bytes: Uint8Array, rng: Rng, maxPieces = 8): Buffer[
 
 // ---------------------------------------------------------------- client frames
 
-export interface FrameOptions {
-  /** FIN bit; default true. */
-  fin?: boolean;
-  /** RSV bits in wire position (RSV1 0x40, RSV2 0x20, RSV3 0x10); default 0. */
-  rsv?: number;
+export interface FrameOptions extends Omit<EncodeOptions, 'mask'> {
   /** Masking key; default DEFAULT_MASK; null sends the frame unmasked (illegal from a client). */
   mask?: ArrayLike<number> | null;
-  /** Force the length encoding: 7-bit, 16-bit (126) or 64-bit (127); default minimal. */
-  lengthBits?: 7 | 16 | 64;
-  /** Write this value in the length field instead of the payload's length (any 64-bit value). */
-  declaredLength?: number | bigint;
-}
-
-export type Payload = Uint8Array | string | readonly number[];
-
-export function toBytes(payload: Payload): Buffer {
-  if (typeof payload === 'string') return Buffer.from(payload, 'utf8');
-  return Buffer.from(payload as Uint8Array);
 }
 
 /** A frame as a client would send it: masked by default, with any field forced. */
 export function frame(opcode: number, payload: Payload = '', options: FrameOptions = {}): Buffer {
-  const data = toBytes(payload);
-  const declared = BigInt(options.declaredLength ?? data.length);
-  const bits = options.lengthBits ?? (declared < 126n ? 7 : declared < 0x10000n ? 16 : 64);
-  const mask = options.mask === undefined ? DEFAULT_MASK : options.mask;
-  const parts: number[] = [];
-  parts.push((options.fin === false ? 0 : 0x80) | (options.rsv ?? 0) | (opcode & 0x0f));
-  const maskBit = mask === null ? 0 : 0x80;
-  if (bits === 7) {
-    assert.ok(declared < 126n, 'a 7-bit length holds at most 125');
-    parts.push(maskBit | Number(declared));
-  } else if (bits === 16) {
-    assert.ok(declared <= 0xffffn, 'a 16-bit length holds at most 65535');
-    parts.push(maskBit | 126, Number(declared >> 8n), Number(declared & 0xffn));
-  } else {
-    parts.push(maskBit | 127);
-    for (let shift = 56n; shift >= 0n; shift -= 8n) parts.push(Number((declared >> shift) & 0xffn));
-  }
-  if (mask !== null) parts.push(mask[0]!, mask[1]!, mask[2]!, mask[3]!);
-  const out = Buffer.alloc(parts.length + data.length);
-  out.set(parts, 0);
-  for (let i = 0; i < data.length; i++) {
-    out[parts.length + i] = mask === null ? data[i]! : data[i]! ^ mask[i & 3]!;
-  }
-  return out;
+  return encodeFrame(opcode, payload, { ...options, mask: options.mask === undefined ? DEFAULT_MASK : options.mask });
 }
 
 export const text = (s: Payload, o?: FrameOptions) => frame(OP.TEXT, s, o);
@@ -145,11 +102,7 @@ export const pong = (b: Payload = '', o?: FrameOptions) => frame(OP.PONG, b, o);
 /** A close frame with a status code (as a raw 16-bit value) and a reason. */
 export function close(code?: number, reason: Payload = '', o?: FrameOptions): Buffer {
   if (code === undefined) return frame(OP.CLOSE, '', o);
-  const r = toBytes(reason);
-  const payload = Buffer.alloc(2 + r.length);
-  payload.writeUInt16BE(code, 0);
-  r.copy(payload, 2);
-  return frame(OP.CLOSE, payload, o);
+  return frame(OP.CLOSE, closePayload(code, reason), o);
 }
 
 /** The header of a client frame only (no payload bytes), for "fails before the payload" tests. */
@@ -268,40 +221,22 @@ export function parseResponse(bytes: Buffer): { response: ParsedResponse; rest: 
 export function parseFrames(bytes: Buffer): { frames: OutFrame[]; rest: Buffer } {
   const frames: OutFrame[] = [];
   let at = 0;
-  for (;;) {
-    if (bytes.length - at < 2) break;
-    const b0 = bytes[at]!;
-    const b1 = bytes[at + 1]!;
-    const masked = (b1 & 0x80) !== 0;
-    const short = b1 & 0x7f;
-    const lengthBytes = short === 126 ? 2 : short === 127 ? 8 : 0;
-    const headerSize = 2 + lengthBytes + (masked ? 4 : 0);
-    if (bytes.length - at < headerSize) break;
-    let length: number;
-    if (lengthBytes === 0) length = short;
-    else if (lengthBytes === 2) length = bytes.readUInt16BE(at + 2);
-    else length = Number(bytes.readBigUInt64BE(at + 2));
-    if (bytes.length - at < headerSize + length) break;
-    const payload = Buffer.from(bytes.subarray(at + headerSize, at + headerSize + length));
-    if (masked) {
-      const key = bytes.subarray(at + 2 + lengthBytes, at + headerSize);
-      for (let i = 0; i < payload.length; i++) payload[i] = payload[i]! ^ key[i & 3]!;
-    }
+  for (let d = decodeFrame(bytes, at); d !== null; d = decodeFrame(bytes, at)) {
     const f: OutFrame = {
-      fin: (b0 & 0x80) !== 0,
-      rsv: b0 & 0x70,
-      opcode: b0 & 0x0f,
-      masked,
-      lengthBytes,
-      payload,
-      raw: Buffer.from(bytes.subarray(at, at + headerSize + length)),
+      fin: d.fin,
+      rsv: d.rsv,
+      opcode: d.opcode,
+      masked: d.masked,
+      lengthBytes: d.lengthBytes,
+      payload: d.payload,
+      raw: Buffer.from(bytes.subarray(at, d.next)),
     };
-    if (f.opcode === OP.CLOSE && payload.length >= 2) {
-      f.code = payload.readUInt16BE(0);
-      f.reason = payload.subarray(2).toString('utf8');
+    if (f.opcode === OP.CLOSE && f.payload.length >= 2) {
+      f.code = f.payload.readUInt16BE(0);
+      f.reason = f.payload.subarray(2).toString('utf8');
     }
     frames.push(f);
-    at += headerSize + length;
+    at = d.next;
   }
   return { frames, rest: bytes.subarray(at) };
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
-import { assertSameBytes, distPath, MiB, patternBytes, withTimeout, WSClient } from './helpers.js';
+import { assertSameBytes, delay, distPath, MiB, patternBytes, withTimeout, WSClient } from './helpers.js';
 
 const CLI = distPath('lib/cli.js');
 
@@ -144,7 +144,7 @@ test('echoing 16 MiB costs the echo server less than 4x the message in peak RSS'
   // Warm up the code paths (JIT, socket buffers, large-frame branches) with a 1 MiB echo.
   const warm = patternBytes(MiB, 11);
   assertSameBytes((await client.echo(warm)) as Buffer, warm, 'warm-up echo');
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await delay(200);
 
   const data = patternBytes(size, 12);
   const reset = resetPeak(pid);

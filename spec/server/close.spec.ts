@@ -15,6 +15,7 @@ import {
   handshakeRequest,
   parseServerFrames,
   RawPeer,
+  until,
   withTimeout,
   WSClient,
 } from './helpers.js';
@@ -138,13 +139,7 @@ test('a peer that answers the close but never closes TCP is dropped after closeT
     const finAt = Date.now();
     // The peer cannot see the server drop a socket it already ended; the server's onClose shows it.
     assert.deepEqual(closes, [], 'onClose waits for the TCP connection to be gone');
-    await withTimeout(
-      (async () => {
-        while (closes.length === 0) await delay(5);
-      })(),
-      3000,
-      'the half-open socket to be dropped',
-    );
+    await until(() => closes.length > 0, 'the half-open socket to be dropped', 3000);
     const elapsed = Date.now() - finAt;
     assert.ok(elapsed >= 200 && elapsed < 2500, `dropped ${elapsed} ms after the FIN; closeTimeout is 300 ms`);
     peer.destroy();
@@ -175,13 +170,7 @@ test('a reader too slow for maxBufferedAmount is dropped, with onError', { timeo
     const peer = await RawPeer.open(server.address().port);
     peer.socket.pause();
     peer.write(clientFrame(0x1, 'flood me'));
-    await withTimeout(
-      (async () => {
-        while (closes.length === 0) await delay(5);
-      })(),
-      5000,
-      'the slow reader to be dropped',
-    );
+    await until(() => closes.length > 0, 'the slow reader to be dropped', 5000);
     assert.deepEqual(closes, [1006]);
     assert.equal(errors.length, 1);
     assert.equal(errors[0]!.name, 'WebSocketError');

@@ -11,12 +11,12 @@ import { serve } from '../../lib/index.js';
 import {
   clientFrame,
   closePayload,
-  delay,
   handshakeRequest,
   parseHttpResponse,
   parseServerFrames,
   prng,
   RawPeer,
+  until,
   withTimeout,
   WSClient,
 } from './helpers.js';
@@ -267,13 +267,7 @@ test(`~${CASES} random and mutated byte streams never break the server`, { timeo
     assert.ok(outcomes.some((o) => o.serverFirst), 'the server ended some streams by itself');
 
     // The server is still healthy: no connection left behind, and a normal client echoes.
-    await withTimeout(
-      (async () => {
-        while (server.connections.size > 0) await delay(10);
-      })(),
-      5000,
-      'fuzz connections to be gone',
-    );
+    await until(() => server.connections.size === 0, 'fuzz connections to be gone', 5000, 10);
     const client = await WSClient.connect(server.url);
     assert.equal(await client.echo('after the fuzz ✓'), 'after the fuzz ✓');
     const big = Buffer.alloc(100_000, 0x5a);

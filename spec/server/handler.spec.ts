@@ -16,20 +16,10 @@ import {
   handshakeRequest,
   patternBytes,
   RawPeer,
+  until,
   withTimeout,
   WSClient,
 } from './helpers.js';
-
-/** Resolves once `condition()` holds, polling; a bounded wait for server-side callbacks. */
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!condition()) await delay(5);
-    })(),
-    ms,
-    what,
-  );
-}
 
 test('callbacks run in order with the request, address, state, subprotocol and attributes', { timeout: 15_000 }, async () => {
   const log: Array<Record<string, unknown>> = [];

@@ -1,98 +1,33 @@
 /**
- * Shared helpers for the end-to-end server specs: seeded content, timeouts,
- * a promise wrapper around Node's built-in WebSocket client, and a raw TCP
- * peer that speaks hand-built HTTP and RFC 6455 frames.
+ * Helpers for the end-to-end server specs: a promise wrapper around Node's
+ * built-in WebSocket client, and a raw TCP peer that speaks hand-built HTTP
+ * and RFC 6455 frames. Seeded content, timeouts, paths and the frame encoder
+ * and decoder come from spec/support.ts (re-exported here).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { decodeFrame, encodeFrame, RawSocket, withTimeout } from '../support.js';
 
-export const MiB = 1024 * 1024;
-
-/** Absolute path of a file of the source tree (not dist/), from a spec compiled to dist/spec/server/. */
-export function sourcePath(relative: string): string {
-  return fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
-}
-
-/** Absolute path of a compiled file under dist/. */
-export function distPath(relative: string): string {
-  return fileURLToPath(new URL(`../../${relative}`, import.meta.url));
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `promise`, or a rejection naming `what` after `ms` milliseconds: a hang fails instead of blocking. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** mulberry32: a small seeded PRNG returning uint32s. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-/** `length` seeded pseudo-random bytes: any reordering or corruption changes them. */
-export function patternBytes(length: number, seed: number): Buffer {
-  const next = prng(seed);
-  const out = Buffer.allocUnsafe(length);
-  let i = 0;
-  for (; i + 4 <= length; i += 4) out.writeUInt32LE(next(), i);
-  for (; i < length; i++) out[i] = next() & 0xff;
-  return out;
-}
-
-/** Characters of every UTF-8 width, surrogate pairs included. */
-const ALPHABET = ['a', 'Z', '0', ' ', '~', 'é', 'ß', 'Ω', 'Ж', '€', '中', '文', 'ア', '😀', '🎉', '𝄞'];
-const ENCODED = ALPHABET.map((char) => Buffer.from(char, 'utf8'));
-
-/**
- * A seeded string of exactly `byteLength` UTF-8 bytes, mixing 1- to 4-byte
- * characters (padded with ASCII at the end to hit the length exactly).
- */
-export function patternText(byteLength: number, seed: number): string {
-  const next = prng(seed);
-  const bytes = Buffer.allocUnsafe(byteLength);
-  let at = 0;
-  for (;;) {
-    const encoded = ENCODED[next() % ENCODED.length]!;
-    if (at + encoded.length > byteLength) break;
-    for (let i = 0; i < encoded.length; i++) bytes[at++] = encoded[i]!;
-  }
-  while (at < byteLength) bytes[at++] = 0x61 + (next() % 26);
-  const text = bytes.toString('utf8');
-  assert.equal(Buffer.byteLength(text), byteLength);
-  return text;
-}
+export {
+  assertPythonWebsockets,
+  assertSameBytes,
+  closePayload,
+  delay,
+  distPath,
+  firstDifference,
+  MiB,
+  patternBytes,
+  patternText,
+  prng,
+  PYTHON,
+  sourcePath,
+  until,
+  withTimeout,
+} from '../support.js';
 
 export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Where the first difference between two buffers is, for a readable assertion message. */
-export function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
-
-export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length}, expected ${expected.length}`);
-  const at = firstDifference(actual, expected);
-  assert.equal(at, -1, `${what}: first differing byte at offset ${at}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -186,32 +121,13 @@ export interface FrameOptions {
 
 /** A client frame: masked (by default) with a random key, as RFC 6455 §5.3 requires. */
 export function clientFrame(opcode: number, payload: Uint8Array | string = Buffer.alloc(0), options: FrameOptions = {}): Buffer {
-  const data = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.from(payload);
-  const fin = options.fin ?? true;
   const masked = options.mask ?? true;
-  const length = options.length ?? data.length;
-  const header: number[] = [(fin ? 0x80 : 0) | (options.rsv ?? 0) | opcode];
-  const maskBit = masked ? 0x80 : 0;
-  if (length < 126) header.push(maskBit | length);
-  else if (length < 0x10000) header.push(maskBit | 126, length >>> 8, length & 0xff);
-  else {
-    header.push(maskBit | 127);
-    const big = Buffer.alloc(8);
-    big.writeBigUInt64BE(BigInt(length));
-    header.push(...big);
-  }
-  if (!masked) return Buffer.concat([Buffer.from(header), data]);
-  const key = options.maskKey ?? randomBytes(4);
-  const body = Buffer.from(data);
-  for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
-  return Buffer.concat([Buffer.from(header), Buffer.from(key), body]);
-}
-
-export function closePayload(code: number, reason = ''): Buffer {
-  const payload = Buffer.alloc(2 + Buffer.byteLength(reason));
-  payload.writeUInt16BE(code, 0);
-  payload.write(reason, 2, 'utf8');
-  return payload;
+  return encodeFrame(opcode, payload, {
+    fin: options.fin ?? true,
+    rsv: options.rsv ?? 0,
+    mask: masked ? (options.maskKey ?? randomBytes(4)) : null,
+    declaredLength: options.length,
+  });
 }
 
 export interface ServerFrame {
@@ -229,32 +145,10 @@ export function parseServerFrames(buffer: Buffer, limit = Infinity): { frames: S
   const frames: ServerFrame[] = [];
   let at = 0;
   while (frames.length < limit) {
-    if (buffer.length - at < 2) break;
-    const b0 = buffer[at]!;
-    const b1 = buffer[at + 1]!;
-    let length = b1 & 0x7f;
-    let p = at + 2;
-    if (length === 126) {
-      if (buffer.length - p < 2) break;
-      length = buffer.readUInt16BE(p);
-      p += 2;
-    } else if (length === 127) {
-      if (buffer.length - p < 8) break;
-      length = Number(buffer.readBigUInt64BE(p));
-      p += 8;
-    }
-    const masked = (b1 & 0x80) !== 0;
-    let key: Buffer | null = null;
-    if (masked) {
-      if (buffer.length - p < 4) break;
-      key = buffer.subarray(p, p + 4);
-      p += 4;
-    }
-    if (buffer.length - p < length) break;
-    const payload = Buffer.from(buffer.subarray(p, p + length));
-    if (key) for (let i = 0; i < payload.length; i++) payload[i]! ^= key[i & 3]!;
-    frames.push({ fin: (b0 & 0x80) !== 0, rsv: b0 & 0x70, opcode: b0 & 0x0f, masked, payload, size: p + length - at });
-    at = p + length;
+    const d = decodeFrame(buffer, at);
+    if (d === null) break;
+    frames.push({ fin: d.fin, rsv: d.rsv, opcode: d.opcode, masked: d.masked, payload: d.payload, size: d.next - at });
+    at = d.next;
   }
   return { frames, used: at };
 }
@@ -307,48 +201,14 @@ export function handshakeRequest(
 
 /**
  * A raw TCP peer: everything it receives is kept in `received`; waits are
- * bounded and say what they waited for.
+ * bounded and say what they waited for (spec/support.ts's RawSocket).
  */
-export class RawPeer {
-  /** Grows by doubling: appending stays cheap for floods of many MiB. */
-  private store = Buffer.alloc(64 * 1024);
-  private length = 0;
-  /** The server sent FIN. */
-  ended = false;
-  closed = false;
-  error: Error | null = null;
-  private readonly watchers = new Set<() => void>();
+export class RawPeer extends RawSocket {
   /** Bytes of `received` already consumed as frames by nextFrame(). */
   private frameOffset = 0;
 
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      if (this.length + chunk.length > this.store.length) {
-        const bigger = Buffer.alloc(Math.max(this.store.length * 2, this.length + chunk.length));
-        this.store.copy(bigger, 0, 0, this.length);
-        this.store = bigger;
-      }
-      chunk.copy(this.store, this.length);
-      this.length += chunk.length;
-      this.notify();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.notify();
-    });
-    socket.on('error', (error: Error) => {
-      this.error = error;
-      this.notify();
-    });
-  }
-
-  /** Everything received so far. */
-  get received(): Buffer {
-    return this.store.subarray(0, this.length);
+  private constructor(socket: Socket) {
+    super(socket);
   }
 
   static connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawPeer> {
@@ -377,35 +237,6 @@ export class RawPeer {
 
   write(data: string | Uint8Array): void {
     this.socket.write(data);
-  }
-
-  private notify(): void {
-    for (const watcher of [...this.watchers]) watcher();
-  }
-
-  /**
-   * Resolve with `check()`'s first non-undefined result, re-checked on every
-   * socket event; reject if `check` throws or after `ms`.
-   */
-  waitFor<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
-    let watcher: (() => void) | undefined;
-    const result = new Promise<T>((resolve, reject) => {
-      watcher = (): void => {
-        try {
-          const value = check();
-          if (value !== undefined) {
-            this.watchers.delete(watcher!);
-            resolve(value);
-          }
-        } catch (error) {
-          this.watchers.delete(watcher!);
-          reject(error);
-        }
-      };
-      this.watchers.add(watcher);
-      watcher();
-    });
-    return withTimeout(result, ms, what).finally(() => this.watchers.delete(watcher!));
   }
 
   /** The HTTP response at the start of the stream. */

@@ -5,28 +5,13 @@
  * message it received, and both views must agree.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { serve } from '../../lib/index.js';
-import { MiB, sha256, sourcePath, withTimeout } from './helpers.js';
+import { assertPythonWebsockets, MiB, PYTHON, sha256, sourcePath, withTimeout } from './helpers.js';
 
-/** Debian's interpreter, which has python3-websockets (the pyenv python3 on PATH does not). */
-const PYTHON = process.env['RESOUND_PYTHON'] ?? '/usr/bin/python3';
 const SCRIPT = sourcePath('spec/server/peers/echo_client.py');
 const SIZES = [0, 125, 126, 65535, 65536, 16 * MiB];
-
-function assertPythonWebsockets(): void {
-  const probe = spawnSync(PYTHON, ['-c', 'import websockets; print(websockets.__version__)'], {
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (probe.status !== 0) {
-    assert.fail(
-      `${PYTHON} cannot import websockets (${probe.error?.message ?? probe.stderr.trim()}): ` +
-        'run `apt-get install python3-websockets` (Debian package, websockets 10.4)',
-    );
-  }
-}
 
 interface PyCase {
   case: string;

@@ -14,7 +14,7 @@ import {
   handshakeRequest,
   patternBytes,
   RawPeer,
-  withTimeout,
+  until,
   WSClient,
   type HttpResponse,
 } from './helpers.js';
@@ -198,13 +198,7 @@ describe('malformed frames after a valid handshake', { timeout: 30_000 }, () => 
     } finally {
       peer.destroy();
     }
-    await withTimeout(
-      (async () => {
-        while (!closes.some(([n]) => n === name)) await delay(5);
-      })(),
-      3000,
-      `onClose for ${name}`,
-    );
+    await until(() => closes.some(([n]) => n === name), `onClose for ${name}`, 3000);
     assert.deepEqual(
       closes.filter(([n]) => n === name),
       [[name, code]],
@@ -379,13 +373,7 @@ describe('malformed frames after a valid handshake', { timeout: 30_000 }, () => 
     peer.write(frame.subarray(0, 200));
     await delay(30);
     peer.destroy();
-    await withTimeout(
-      (async () => {
-        while (!closes.some(([n]) => n === 'vanish')) await delay(5);
-      })(),
-      3000,
-      'onClose for the vanished peer',
-    );
+    await until(() => closes.some(([n]) => n === 'vanish'), 'onClose for the vanished peer', 3000);
     assert.deepEqual(
       closes.filter(([n]) => n === 'vanish'),
       [['vanish', 1006]],
@@ -433,13 +421,7 @@ describe('server policy: path and maxConnections', { timeout: 20_000 }, () => {
       assert.equal(await first.echo('still 1'), 'still 1');
       assert.equal(await second.echo('still 2'), 'still 2');
       await first.close();
-      await withTimeout(
-        (async () => {
-          while (server.connections.size > 1) await delay(5);
-        })(),
-        3000,
-        'the slot to free',
-      );
+      await until(() => server.connections.size <= 1, 'the slot to free', 3000);
       const third = await WSClient.connect(server.url);
       assert.equal(await third.echo('third'), 'third');
       await Promise.all([second.close(), third.close()]);
@@ -475,13 +457,7 @@ test('a message and a close frame in one packet: the echo handler does not fail'
         [0x8, closePayload(1000).toString('hex')],
       ],
     );
-    await withTimeout(
-      (async () => {
-        while (closes.length === 0) await delay(5);
-      })(),
-      3000,
-      'onClose',
-    );
+    await until(() => closes.length > 0, 'onClose', 3000);
     assert.deepEqual(closes, [1000]);
     assert.deepEqual(
       errors.map((e) => `${e.name}: ${e.message}`),
