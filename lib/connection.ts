@@ -92,6 +92,28 @@ interface Waiter {
 
 const ignore = (): void => {};
 
+const OWNER = Symbol('resound.connection');
+type OwnedSocket = Socket & { [OWNER]: Connection };
+
+function onSocketData(this: Socket, chunk: Buffer): void {
+  (this as OwnedSocket)[OWNER].receiveBytes(chunk);
+}
+function onSocketEnd(this: Socket): void {
+  (this as OwnedSocket)[OWNER].receiveEof();
+}
+function onSocketError(this: Socket, error: Error): void {
+  (this as OwnedSocket)[OWNER].reportError(error);
+}
+function onSocketClose(this: Socket): void {
+  (this as OwnedSocket)[OWNER].socketClosed();
+}
+function onSocketDrain(this: Socket): void {
+  (this as OwnedSocket)[OWNER].drained();
+}
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
 /**
  * The I/O half of a connection: moves bytes between a socket and a sans-IO
  * protocol, runs the close timer, and calls the user's handler. It never
@@ -115,12 +137,15 @@ export class Connection implements WSConnection {
   private batch: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | null = null;
   private pausedForDrain = false;
   private pausedForInbox = false;
-  private inbox: Message[] = [];
-  private waiters: Waiter[] = [];
+  /** Messages not yet pulled by receive(), and receive() calls waiting; both created on first use. */
+  private inbox: Message[] | null = null;
+  private waiters: Waiter[] | null = null;
   private attributeMap: Map<string, unknown> | null = null;
   private closedPromise: Promise<CloseInfo> | null = null;
   private resolveClosed: ((info: CloseInfo) => void) | null = null;
-  private readonly reportRejection = (error: unknown): void => this.handlerFailed(error);
+  /** Created the first time a handler returns a promise. */
+  private reportRejection: ((error: unknown) => void) | null = null;
+  private deadline: NodeJS.Timeout | null = null;
   private peerAddress: string | undefined;
   private peerPort: number | undefined;
 
@@ -138,14 +163,26 @@ export class Connection implements WSConnection {
         this.peerPort = socket.remotePort;
       });
     }
-    socket.on('data', (chunk: Buffer) => this.receiveBytes(chunk));
-    socket.on('end', () => this.receiveEof());
-    socket.on('error', (error: Error) => this.reportError(error));
-    socket.on('close', () => this.socketClosed());
-    socket.on('drain', () => {
-      this.pausedForDrain = false;
-      this.resumeIfFree();
-    });
+    // Listeners are shared functions that find the connection on the socket: no closures per connection.
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
+  }
+
+  /** Drop the socket after `ms` unless cleared first (the server's handshake deadline). */
+  startDeadline(ms: number): void {
+    this.deadline = setTimeout(destroySocket, ms, this.socket);
+    this.deadline.unref();
+  }
+
+  clearDeadline(): void {
+    if (this.deadline !== null) {
+      clearTimeout(this.deadline);
+      this.deadline = null;
+    }
   }
 
   get remoteAddress(): string {
@@ -223,7 +260,7 @@ export class Connection implements WSConnection {
   }
 
   receive(): Promise<Message> {
-    if (this.inbox.length > 0) {
+    if (this.inbox !== null && this.inbox.length > 0) {
       const message = this.inbox.shift()!;
       if (this.pausedForInbox && this.inbox.length < this.settings.maxQueuedMessages) {
         this.pausedForInbox = false;
@@ -232,7 +269,7 @@ export class Connection implements WSConnection {
       return Promise.resolve(message);
     }
     if (this.closedFlag) return Promise.reject(new ConnectionClosedError(this.closeCode, this.closeReason));
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
   }
 
   /** `for await (const message of conn)`: ends when the connection closes; see closeCode after. */
@@ -313,12 +350,13 @@ export class Connection implements WSConnection {
     return batch.promise;
   }
 
-  private receiveBytes(chunk: Buffer): void {
+  /** Called by the shared socket listeners. */
+  receiveBytes(chunk: Buffer): void {
     this.protocol.receiveData(chunk);
     this.dispatch();
   }
 
-  private receiveEof(): void {
+  receiveEof(): void {
     this.protocol.receiveEof();
     this.dispatch();
   }
@@ -357,11 +395,12 @@ export class Connection implements WSConnection {
   private deliver(message: Message): void {
     if (this.handler.onMessage !== undefined) {
       this.call(this.handler.onMessage, message, undefined);
-    } else if (this.waiters.length > 0) {
+    } else if (this.waiters !== null && this.waiters.length > 0) {
       this.waiters.shift()!.resolve(message);
     } else {
-      this.inbox.push(message);
-      if (this.inbox.length >= this.settings.maxQueuedMessages && !this.pausedForInbox) {
+      const inbox = (this.inbox ??= []);
+      inbox.push(message);
+      if (inbox.length >= this.settings.maxQueuedMessages && !this.pausedForInbox) {
         this.pausedForInbox = true;
         this.socket.pause();
       }
@@ -372,16 +411,22 @@ export class Connection implements WSConnection {
     if (!this.pausedForDrain && !this.pausedForInbox) this.socket.resume();
   }
 
-  private socketClosed(): void {
+  drained(): void {
+    this.pausedForDrain = false;
+    this.resumeIfFree();
+  }
+
+  socketClosed(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
+    this.clearDeadline();
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.protocol.receiveEof();
     this.protocol.dataToSend();
     if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'), this.socket);
     this.batch = null;
     const info = this.closeInfo();
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new ConnectionClosedError(info.code, info.reason));
+    for (const waiter of this.waiters?.splice(0) ?? []) waiter.reject(new ConnectionClosedError(info.code, info.reason));
     if (this.opened) this.call(this.handler.onClose, info.code, info.reason);
     this.resolveClosed?.(info);
     this.onSocketClosed?.(this);
@@ -396,7 +441,9 @@ export class Connection implements WSConnection {
     if (fn === undefined) return;
     try {
       const result = fn.call(this.handler, this, a, b);
-      if (result !== undefined && typeof result.then === 'function') result.then(undefined, this.reportRejection);
+      if (result !== undefined && typeof result.then === 'function') {
+        result.then(undefined, (this.reportRejection ??= (error: unknown): void => this.handlerFailed(error)));
+      }
     } catch (error) {
       this.handlerFailed(error);
     }
@@ -414,7 +461,7 @@ export class Connection implements WSConnection {
     }
   }
 
-  private reportError(error: Error): void {
+  reportError(error: Error): void {
     const onError = this.handler.onError;
     if (!onError) return;
     try {

@@ -84,7 +84,8 @@ export class FrameHeaderReader {
   rsv = 0;
   opcode = 0;
   masked = false;
-  readonly mask = new Uint8Array(4);
+  /** The masking key; a plain array of four small integers is lighter per connection than a typed array. */
+  readonly mask: number[] = [0, 0, 0, 0];
   payloadLength = 0;
 
   /**

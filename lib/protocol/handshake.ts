@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
-import { hasToken, parseRequestLine, serializeResponse, splitList, statusText, type HeaderFields, type ParsedHead } from './http1.js';
+import {
+  foldHeaders,
+  hasToken,
+  parseFieldLines,
+  parseRequestLine,
+  serializeResponse,
+  splitList,
+  statusText,
+  type HeaderFields,
+  type ParsedHead,
+} from './http1.js';
 
 /** §1.3: the GUID appended to Sec-WebSocket-Key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -15,20 +25,75 @@ export function isValidKey(key: string | undefined): key is string {
   return key !== undefined && KEY_SHAPE.test(key);
 }
 
-/** The client's opening handshake, as the server saw it. */
+/** The opening handshake request: received by a server, sent by a client. */
 export interface HandshakeRequest {
-  method: string;
+  readonly method: string;
   /** The request target as sent, e.g. `/chat?room=1`. */
-  target: string;
+  readonly target: string;
   /** The path part of the target, e.g. `/chat`. */
-  path: string;
+  readonly path: string;
   /** The query part of the target. */
-  query: URLSearchParams;
-  httpVersion: string;
-  headers: HeaderFields;
-  rawHeaders: string[];
-  /** Subprotocols the client offered, in its order of preference. */
-  subprotocols: string[];
+  readonly query: URLSearchParams;
+  readonly httpVersion: string;
+  /** Header names in lower case; repeated fields joined by ", ". */
+  readonly headers: HeaderFields;
+  /** Names and values as received, alternating. */
+  readonly rawHeaders: string[];
+  /** Subprotocols offered, in order of preference. */
+  readonly subprotocols: string[];
+}
+
+/**
+ * A request as a server received it. Only the head's text is kept for the
+ * connection's lifetime: headers, query and the rest are parsed again on
+ * first use after the handshake, so an idle connection holds one string.
+ */
+export class ReceivedRequest implements HandshakeRequest {
+  private cachedRaw: string[] | null;
+  private cachedHeaders: HeaderFields | null;
+  private cachedQuery: URLSearchParams | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly target: string,
+    readonly httpVersion: string,
+    private readonly fields: string,
+    parsed: { rawHeaders: string[]; headers: HeaderFields } | null = null,
+  ) {
+    this.cachedRaw = parsed?.rawHeaders ?? null;
+    this.cachedHeaders = parsed?.headers ?? null;
+  }
+
+  get path(): string {
+    const questionMark = this.target.indexOf('?');
+    return questionMark === -1 ? this.target : this.target.slice(0, questionMark);
+  }
+
+  get query(): URLSearchParams {
+    if (this.cachedQuery === null) {
+      const questionMark = this.target.indexOf('?');
+      this.cachedQuery = new URLSearchParams(questionMark === -1 ? '' : this.target.slice(questionMark + 1));
+    }
+    return this.cachedQuery;
+  }
+
+  get rawHeaders(): string[] {
+    return (this.cachedRaw ??= parseFieldLines(this.fields));
+  }
+
+  get headers(): HeaderFields {
+    return (this.cachedHeaders ??= foldHeaders(this.rawHeaders));
+  }
+
+  get subprotocols(): string[] {
+    return splitList(this.headers['sec-websocket-protocol']);
+  }
+
+  /** Drop what parsing produced; it comes back on the next use. */
+  compact(): void {
+    this.cachedRaw = null;
+    this.cachedHeaders = null;
+  }
 }
 
 /** An HTTP response to the opening handshake. */
@@ -54,21 +119,9 @@ export interface HandshakeProblem {
   headers?: Array<[string, string]>;
 }
 
-export function toHandshakeRequest(head: ParsedHead): HandshakeRequest {
+export function toHandshakeRequest(head: ParsedHead): ReceivedRequest {
   const { method, target, version } = parseRequestLine(head.startLine);
-  const questionMark = target.indexOf('?');
-  const path = questionMark === -1 ? target : target.slice(0, questionMark);
-  const query = new URLSearchParams(questionMark === -1 ? '' : target.slice(questionMark + 1));
-  return {
-    method,
-    target,
-    path,
-    query,
-    httpVersion: version,
-    headers: head.headers,
-    rawHeaders: head.rawHeaders,
-    subprotocols: splitList(head.headers['sec-websocket-protocol']),
-  };
+  return new ReceivedRequest(method, target, version, head.fields, head);
 }
 
 const VERSION_HEADERS: Array<[string, string]> = [['Sec-WebSocket-Version', '13']];

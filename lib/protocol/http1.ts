@@ -30,6 +30,8 @@ export class HeadParseError extends Error {
 
 export interface ParsedHead {
   startLine: string;
+  /** The header lines, as received (CRLF-separated), for parsing again later. */
+  fields: string;
   headers: HeaderFields;
   /** Names and values as received, alternating (like Node's `rawHeaders`). */
   rawHeaders: string[];
@@ -101,11 +103,18 @@ export class HeadCollector {
 }
 
 function parseHead(text: string): ParsedHead {
-  const lines = text.split('\r\n');
-  const startLine = lines[0]!;
+  const firstBreak = text.indexOf('\r\n');
+  const startLine = firstBreak === -1 ? text : text.slice(0, firstBreak);
+  const fields = firstBreak === -1 ? '' : text.slice(firstBreak + 2);
+  const rawHeaders = parseFieldLines(fields);
+  return { startLine, fields, headers: foldHeaders(rawHeaders), rawHeaders };
+}
+
+/** The header lines of a head (CRLF-separated) as alternating names and values, checked (RFC 9112 §5). */
+export function parseFieldLines(fields: string): string[] {
   const rawHeaders: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
+  if (fields === '') return rawHeaders;
+  for (const line of fields.split('\r\n')) {
     const colon = line.indexOf(':');
     // §5.2: obsolete line folding (a line starting with whitespace) is refused.
     if (colon <= 0) throw new HeadParseError('malformed header line', 400);
@@ -116,7 +125,7 @@ function parseHead(text: string): ParsedHead {
     if (!FIELD_VALUE.test(value)) throw new HeadParseError(`invalid value for header ${name}`, 400);
     rawHeaders.push(name, value);
   }
-  return { startLine, headers: foldHeaders(rawHeaders), rawHeaders };
+  return rawHeaders;
 }
 
 /** Alternating names and values → lower-case names, repeats joined by ", " (RFC 9110 §5.3). */

@@ -10,7 +10,7 @@ const WORD_THRESHOLD = 128;
  * as it arrives. Allocates nothing for short payloads; long ones go through a
  * 32-bit view, four bytes per operation.
  */
-export function applyMask(data: Uint8Array, mask: Uint8Array, maskOffset = 0): void {
+export function applyMask(data: Uint8Array, mask: ArrayLike<number>, maskOffset = 0): void {
   const length = data.length;
   const m0 = mask[maskOffset & 3]!;
   const m1 = mask[(maskOffset + 1) & 3]!;
@@ -51,7 +51,7 @@ export function applyMask(data: Uint8Array, mask: Uint8Array, maskOffset = 0): v
  * Unmask `data[start…end)` in place (when `mask` is given) and tell whether
  * every byte is ASCII, in one pass: short text needs no further UTF-8 check.
  */
-export function unmaskAscii(data: Uint8Array, start: number, end: number, mask: Uint8Array | null): boolean {
+export function unmaskAscii(data: Uint8Array, start: number, end: number, mask: ArrayLike<number> | null): boolean {
   let seen = 0;
   if (mask === null) {
     for (let i = start; i < end; i++) seen |= data[i]!;

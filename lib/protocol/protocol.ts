@@ -89,7 +89,8 @@ export abstract class Protocol {
   private messageOpcode = 0;
   private messagePieces: Buffer[] = [];
   private messageLength = 0;
-  private readonly utf8 = new Utf8Validator();
+  /** Only messages spread over several pieces need one; created on first use. */
+  private utf8: Utf8Validator | null = null;
 
   constructor(
     readonly side: Side,
@@ -365,7 +366,7 @@ export abstract class Protocol {
           this.controlPieces.push(piece);
         } else {
           // §8.1: fail as soon as the text can no longer be UTF-8, mid-frame included.
-          if (this.messageOpcode === Opcode.TEXT && !this.utf8.feed(piece)) {
+          if (this.messageOpcode === Opcode.TEXT && !(this.utf8 ??= new Utf8Validator()).feed(piece)) {
             throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
           }
           this.messagePieces.push(piece);
@@ -455,7 +456,7 @@ export abstract class Protocol {
     this.messageOpcode = 0;
     this.messageLength = 0;
     if (text) {
-      if (!this.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
+      if (this.utf8 !== null && !this.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
       this.events.push({ type: 'message', data: data.toString('utf8') });
     } else {
       this.events.push({ type: 'message', data });

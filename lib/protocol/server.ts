@@ -7,6 +7,7 @@ import {
   validateRequest,
   type HandshakeRequest,
   type HandshakeResponse,
+  type ReceivedRequest,
 } from './handshake.js';
 import { DEFAULT_HEAD_LIMITS, HeadCollector, HeadParseError, statusText } from './http1.js';
 import { Protocol, State, type ProtocolOptions } from './protocol.js';
@@ -39,13 +40,14 @@ export interface AcceptOptions {
  */
 export class ServerProtocol extends Protocol {
   /** The handshake request, once its head is complete. */
-  request: HandshakeRequest | null = null;
+  request: ReceivedRequest | null = null;
   /** The subprotocol confirmed in the handshake, if any. */
   subprotocol: string | null = null;
-  /** The handshake response sent, once sent. */
-  response: HandshakeResponse | null = null;
+  /** The status of the handshake response, once sent. */
+  responseStatus: number | null = null;
 
-  private readonly head: HeadCollector;
+  /** Collects the request head; dropped once it is complete. */
+  private head: HeadCollector | null;
   private readonly subprotocols: readonly string[];
   private readonly selectSubprotocol: ServerProtocolOptions['selectSubprotocol'];
 
@@ -55,7 +57,7 @@ export class ServerProtocol extends Protocol {
       maxHeadBytes: options.maxHeadBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes,
       maxHeaders: options.maxHeaders ?? DEFAULT_HEAD_LIMITS.maxHeaders,
     });
-    this.subprotocols = options.subprotocols ?? [];
+    this.subprotocols = options.subprotocols ?? NONE;
     this.selectSubprotocol = options.selectSubprotocol;
   }
 
@@ -84,13 +86,16 @@ export class ServerProtocol extends Protocol {
 
   /** Send the handshake response: 101 opens the connection, anything else closes it. */
   sendResponse(response: HandshakeResponse): void {
-    if (this.state !== State.CONNECTING || this.response !== null) {
+    if (this.state !== State.CONNECTING || this.responseStatus !== null) {
       throw new InvalidStateError('the handshake response was already sent');
     }
-    this.response = response;
+    this.responseStatus = response.status;
+    this.head = null;
     this.pushOutput(serializeHandshakeResponse(response));
     if (response.status === 101) {
       this.subprotocol = headerValue(response, 'sec-websocket-protocol');
+      // The connection may idle for hours: keep the request's text, not its parsed form.
+      this.request?.compact();
       this.openConnection();
     } else {
       this.discardInput();
@@ -111,8 +116,10 @@ export class ServerProtocol extends Protocol {
       return;
     }
     try {
+      if (this.head === null) return;
       const complete = this.head.push(chunk);
       if (complete === null) return;
+      this.head = null;
       this.request = toHandshakeRequest(complete.head);
       this.queue.push(complete.rest);
       this.events.push({ type: 'request', request: this.request });
@@ -135,6 +142,8 @@ export class ServerProtocol extends Protocol {
     return null;
   }
 }
+
+const NONE: readonly string[] = Object.freeze([]);
 
 function headerValue(response: HandshakeResponse, name: string): string | null {
   for (const [key, value] of response.headers) {

@@ -1,5 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type WSConnection } from '../connection.js';
+import { Connection, type ConnectionHandler, type HandshakeEvent, type WSConnection } from '../connection.js';
 import type { HandshakeRequest, HandshakeResponse } from '../protocol/handshake.js';
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
@@ -103,21 +103,24 @@ export class Server {
     const protocol = new ServerProtocol(this.options);
     const conn = new Connection(socket, protocol, this.settings);
     this.sockets.add(conn);
-    const handshakeTimer = setTimeout(() => socket.destroy(), this.settings.handshakeTimeout);
-    handshakeTimer.unref();
-    conn.onHandshake = (c, event) => {
-      if (event.type !== 'request') return;
-      clearTimeout(handshakeTimer);
-      c.request = event.request;
-      this.answer(c, event.request);
-    };
-    conn.onSocketClosed = (c) => {
-      clearTimeout(handshakeTimer);
-      this.sockets.delete(c);
-      this.connections.delete(c);
-      if (this.sockets.size === 0) this.idle?.();
-    };
+    conn.startDeadline(this.settings.handshakeTimeout);
+    conn.onHandshake = this.handshakeReceived;
+    conn.onSocketClosed = this.socketClosed;
   }
+
+  /** Shared by every connection of this server. */
+  private readonly handshakeReceived = (conn: Connection, event: HandshakeEvent): void => {
+    if (event.type !== 'request') return;
+    conn.clearDeadline();
+    conn.request = event.request;
+    this.answer(conn, event.request);
+  };
+
+  private readonly socketClosed = (conn: Connection): void => {
+    this.sockets.delete(conn);
+    this.connections.delete(conn);
+    if (this.sockets.size === 0) this.idle?.();
+  };
 
   /** Decide the handshake: policy checks first, then the RFC checks of accept(). */
   private answer(conn: Connection, request: HandshakeRequest): void {

@@ -89,7 +89,7 @@ describe('§4.2.1 a valid opening handshake', () => {
     );
     assert.equal(wire.p.state, State.OPEN);
     assert.equal(wire.p.closeExpected(), false);
-    assert.equal(wire.p.response?.status, 101);
+    assert.equal(wire.p.responseStatus, 101);
     assert.equal(wire.p.subprotocol, null);
     assert.equal(validateRequest(wire.p.request!), null);
   });
@@ -233,7 +233,7 @@ describe('§4.2.1 requests that are refused', () => {
       const { wire, response } = answer(c.o);
       assertRefusal(response, c.status);
       for (const [name, value] of Object.entries(c.headers ?? {})) assert.equal(response.headers[name], value, name);
-      assert.equal(wire.p.response?.status, c.status);
+      assert.equal(wire.p.responseStatus, c.status);
       // Nothing sent afterwards is read or answered.
       const after = wire.feed(text('hi'), ping('x'));
       assert.deepEqual(after.events, []);
