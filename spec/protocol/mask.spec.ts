@@ -2,6 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyMask } from '../../lib/protocol/index.js';
+import { simdMasker } from '../../lib/protocol/simd-mask.js';
 import { Rng, binary, openServer } from './helpers.js';
 
 function naive(data: Uint8Array, mask: Uint8Array, offset: number): Uint8Array {
@@ -12,7 +13,8 @@ function naive(data: Uint8Array, mask: Uint8Array, offset: number): Uint8Array {
 
 describe('applyMask', () => {
   const rng = new Rng(0x5eed);
-  const lengths = [...Array.from({ length: 70 }, (_, i) => i), 127, 128, 255, 256, 1000, 4093, 4096, 4099, 65537];
+  // 2047/2048/2049: the WebAssembly SIMD path starts at 2048; 65536 ± 17 and 200003 cross its 64 KiB windows.
+  const lengths = [...Array.from({ length: 70 }, (_, i) => i), 127, 128, 255, 256, 1000, 2047, 2048, 2049, 4093, 4096, 4099, 65519, 65537, 65553, 200003];
 
   test('equals a naive XOR for every length, mask offset 0–3 and byteOffset 0–7 (unaligned views)', () => {
     let checked = 0;
@@ -89,4 +91,8 @@ describe('applyMask', () => {
       }
     }
   });
+});
+
+test('the WebAssembly SIMD masker loads on Node 20 (else long payloads fall back to the slower JS loop)', () => {
+  assert.notEqual(simdMasker, null);
 });
