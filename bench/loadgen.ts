@@ -1,0 +1,395 @@
+/**
+ * The load generator: its own process (pinned by the runner to another core
+ * than the server), raw node:net sockets, the upgrade request written by hand,
+ * masked client frames encoded once. Echoes are counted without allocating per
+ * message: every read lands in one shared buffer (`onread`), fixed-size replies
+ * are counted by bytes, and the in-flight window is refilled by writing a
+ * prebuilt slice of frames. The first reply on every connection is compared
+ * byte for byte with the expected frame, so a server answering garbage fails
+ * the run instead of scoring.
+ *
+ *   node dist/bench/loadgen.js --scenario small --port 9001 [--warmup 1] [--duration 5]
+ *        [--server-pid PID] [--raw]
+ *
+ * Prints one JSON line (LoadgenResult) on standard output and exits.
+ */
+import { writeSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { scenarioNamed, type ChurnScenario, type EchoScenario, type IdleScenario, type LoadgenResult } from './scenarios.js';
+import {
+  CLIENT_CLOSE,
+  OPCODE_BINARY,
+  OPCODE_CLOSE,
+  OPCODE_TEXT,
+  checkUpgradeResponse,
+  clientFrame,
+  cpuTimeMs,
+  payload,
+  serverFrame,
+  upgradeRequest,
+  machineTicks,
+  vmRssKiB,
+} from './wire.js';
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string' },
+    port: { type: 'string' },
+    warmup: { type: 'string', default: '1' },
+    duration: { type: 'string', default: '5' },
+    'server-pid': { type: 'string' },
+    raw: { type: 'boolean', default: false },
+  },
+});
+if (values.scenario === undefined || values.port === undefined) {
+  process.stderr.write('usage: loadgen --scenario NAME --port PORT [--warmup S] [--duration S] [--server-pid PID] [--raw]\n');
+  process.exit(2);
+}
+const scenario = scenarioNamed(values.scenario);
+const port = Number(values.port);
+const warmupMs = Number(values.warmup) * 1000;
+const durationMs = Number(values.duration) * 1000;
+const serverPid = values['server-pid'] === undefined ? null : Number(values['server-pid']);
+/** The raw echo sends our own (masked client) frames back. */
+const rawEcho = values.raw;
+/** Connections, handshakes and anything before the measurement must be done by then. */
+const SETUP_MS = 60_000;
+
+const REQUEST = upgradeRequest(port);
+/** Every read of every socket lands here and is consumed before the next read. */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+let finished = false;
+function finish(result: LoadgenResult): void {
+  if (finished) return;
+  finished = true;
+  writeSync(1, `${JSON.stringify(result)}\n`);
+  process.exit(result.ok ? 0 : 1);
+}
+function fail(error: string): void {
+  finish({ ok: false, error });
+}
+const setupTimer = setTimeout(() => fail(`setup took longer than ${SETUP_MS / 1000} s`), SETUP_MS);
+
+interface WindowResult {
+  ms: number;
+  loadgenCpu: number;
+  serverCpu: number | null;
+  /** CPU used by every other process on the machine over the window (% of one core): noise. */
+  otherCpu: number | null;
+  /** CPU taken by the hypervisor (steal), % of one core. */
+  stealCpu: number;
+}
+
+/** A measured window: wall time, the load generator's CPU, the server's, everybody else's. */
+class Window {
+  private readonly t0 = performance.now();
+  private readonly cpu0 = process.cpuUsage();
+  private readonly serverCpu0 = serverPid === null ? 0 : cpuTimeMs(serverPid);
+  private readonly machine0 = machineTicks();
+
+  close(): WindowResult {
+    const ms = performance.now() - this.t0;
+    const cpu = process.cpuUsage(this.cpu0);
+    const machine = machineTicks();
+    const loadgenCpu = ((cpu.user + cpu.system) / 1000 / ms) * 100;
+    const serverCpu = serverPid === null ? null : ((cpuTimeMs(serverPid) - this.serverCpu0) / ms) * 100;
+    // Jiffies are 10 ms: busy jiffies × 10 / ms × 100 = % of one core.
+    const busy = ((machine.busy - this.machine0.busy) * 1000) / ms;
+    return {
+      ms,
+      loadgenCpu,
+      serverCpu,
+      otherCpu: serverCpu === null ? null : Math.max(0, busy - loadgenCpu - serverCpu),
+      stealCpu: ((machine.steal - this.machine0.steal) * 1000) / ms,
+    };
+  }
+}
+
+/** Warm up, then measure for the duration: `snapshot` is read at both ends. */
+function measure<T>(snapshot: () => T, report: (start: T, end: T, window: WindowResult) => void): void {
+  clearTimeout(setupTimer);
+  setTimeout(() => {
+    const start = snapshot();
+    const window = new Window();
+    setTimeout(() => report(start, snapshot(), window.close()), durationMs);
+  }, warmupMs);
+}
+
+/** A WebSocket client connection on a raw socket: handshake, then frames to the subclass. */
+abstract class Client {
+  readonly socket: Socket;
+  private head = '';
+  private open = false;
+  /** Set when the close is ours or expected; any other close fails the run. */
+  closing = false;
+
+  constructor() {
+    this.socket = connect({
+      host: '127.0.0.1',
+      port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number): boolean => {
+          if (this.open) this.onFrames(READ_BUFFER, 0, n);
+          else this.readHead(n);
+          return true;
+        },
+      },
+    });
+    this.socket.on('connect', () => this.socket.write(REQUEST));
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('error', (error) => this.onError(error));
+    this.socket.on('close', () => {
+      if (!this.closing) fail(`the server closed a connection (${this.open ? 'after' : 'during'} the handshake)`);
+    });
+  }
+
+  private readHead(n: number): void {
+    this.head += READ_BUFFER.toString('latin1', 0, n);
+    const end = this.head.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (this.head.length > 16 * 1024) fail('handshake response head over 16 KiB');
+      return;
+    }
+    const problem = checkUpgradeResponse(this.head.slice(0, end));
+    if (problem !== null) return fail(`handshake: ${problem}`);
+    const extra = this.head.length - end - 4;
+    this.head = '';
+    this.open = true;
+    this.onOpen();
+    if (extra > 0) this.onFrames(READ_BUFFER, n - extra, n);
+  }
+
+  destroy(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  protected abstract onOpen(): void;
+  protected abstract onFrames(buffer: Buffer, start: number, end: number): void;
+  protected onEnd(): void {}
+  protected onError(error: Error): void {
+    if (!this.closing) fail(`socket error: ${error.message}`);
+  }
+}
+
+/** Compares the first reply on a connection with the expected frame, as it arrives. */
+class FirstReplyCheck {
+  private checked = 0;
+  constructor(private readonly expected: Buffer) {}
+
+  /** False when these bytes differ from the expected frame. */
+  ok(buffer: Buffer, start: number, end: number): boolean {
+    const want = this.expected.length - this.checked;
+    if (want === 0) return true;
+    const k = Math.min(end - start, want);
+    if (buffer.compare(this.expected, this.checked, this.checked + k, start, start + k) !== 0) return false;
+    this.checked += k;
+    return true;
+  }
+}
+
+function runEcho(s: EchoScenario): void {
+  const opcode = s.binary ? OPCODE_BINARY : OPCODE_TEXT;
+  const body = payload(s.size, s.binary);
+  const frame = clientFrame(opcode, body);
+  const expected = rawEcho ? frame : serverFrame(opcode, body);
+  const replySize = expected.length;
+  // slices[n]: n frames, written when n replies came back.
+  const burst = Buffer.concat(new Array<Buffer>(s.inflight).fill(frame));
+  const slices = Array.from({ length: s.inflight + 1 }, (_, n) => burst.subarray(0, n * frame.length));
+  const samples = s.latency ? new Float64Array(1 << 21) : null;
+  let sampleCount = 0;
+  let recording = false;
+  let receivedBytes = 0;
+  let stopped = false;
+  let opened = 0;
+  const clients: EchoClient[] = [];
+
+  class EchoClient extends Client {
+    private readonly check = new FirstReplyCheck(expected);
+    private partial = 0;
+    private sentAt = 0;
+
+    protected onOpen(): void {
+      if (++opened === s.connections) start();
+    }
+
+    send(): void {
+      this.sentAt = performance.now();
+      this.socket.write(slices[s.inflight]!);
+    }
+
+    protected onFrames(buffer: Buffer, start: number, end: number): void {
+      if (!this.check.ok(buffer, start, end)) return fail(`the first reply differs from the expected ${replySize}-byte frame`);
+      const bytes = end - start;
+      receivedBytes += bytes;
+      const total = this.partial + bytes;
+      const replies = Math.floor(total / replySize);
+      this.partial = total - replies * replySize;
+      if (replies === 0 || stopped) return;
+      if (replies > s.inflight) return fail(`${replies} replies for ${s.inflight} messages in flight`);
+      if (samples !== null) {
+        const now = performance.now();
+        if (recording && sampleCount < samples.length) samples[sampleCount++] = now - this.sentAt;
+        this.sentAt = now;
+      }
+      this.socket.write(slices[replies]!);
+    }
+  }
+
+  function start(): void {
+    for (const client of clients) client.send();
+    measure(
+      () => {
+        recording = !recording;
+        return receivedBytes;
+      },
+      (bytes0, bytes1, window) => {
+        stopped = true;
+        const messages = (bytes1 - bytes0) / replySize;
+        if (messages < 1) return fail('no echo in the measured window');
+        const seconds = window.ms / 1000;
+        const all: Record<string, number> = {
+          msgPerSec: messages / seconds,
+          mbPerSec: (messages * s.size) / 1e6 / seconds,
+        };
+        if (samples !== null) {
+          const sorted = samples.subarray(0, sampleCount).sort();
+          const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 1000;
+          Object.assign(all, { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), samples: sampleCount });
+        }
+        for (const client of clients) client.destroy();
+        report(all, window, { messages: Math.round(messages), seconds, replyFrameBytes: replySize });
+      },
+    );
+  }
+
+  for (let i = 0; i < s.connections; i++) clients.push(new EchoClient());
+}
+
+function runIdle(s: IdleScenario): void {
+  if (serverPid === null) return fail('the idle scenario needs --server-pid');
+  const pid = serverPid;
+  const clients: IdleClient[] = [];
+  let opened = 0;
+
+  class IdleClient extends Client {
+    protected onOpen(): void {
+      opened++;
+      if (clients.length < s.connections) clients.push(new IdleClient());
+      else if (opened === s.connections) settle();
+    }
+    protected onFrames(): void {
+      fail('the server sent data on an idle connection');
+    }
+  }
+
+  let before = 0;
+  let window: Window;
+  function settle(): void {
+    clearTimeout(setupTimer);
+    const opening = window.close();
+    setTimeout(() => {
+      const after = vmRssKiB(pid);
+      for (const client of clients) client.destroy();
+      report({ kbPerConn: (after - before) / s.connections }, opening, {
+        connections: s.connections,
+        rssBeforeKiB: before,
+        rssAfterKiB: after,
+        openingSeconds: opening.ms / 1000,
+      });
+    }, 1000);
+  }
+
+  // Let the freshly started server settle, take the baseline, then open in batches.
+  setTimeout(() => {
+    before = vmRssKiB(pid);
+    window = new Window();
+    for (let i = 0; i < Math.min(s.batch, s.connections); i++) clients.push(new IdleClient());
+  }, 500);
+}
+
+function runChurn(s: ChurnScenario): void {
+  let completed = 0;
+  let resets = 0;
+  let stopped = false;
+  const live = new Set<ChurnClient>();
+
+  class ChurnClient extends Client {
+    private gotClose = false;
+
+    constructor() {
+      super();
+      live.add(this);
+    }
+    protected onOpen(): void {
+      this.socket.write(CLIENT_CLOSE);
+    }
+    protected onFrames(buffer: Buffer, start: number): void {
+      if (this.gotClose) return;
+      if ((buffer[start]! & 0x0f) !== OPCODE_CLOSE) return fail(`expected a close frame, got first byte 0x${buffer[start]!.toString(16)}`);
+      this.gotClose = true;
+    }
+    protected override onEnd(): void {
+      this.done();
+    }
+    protected override onError(error: Error): void {
+      // A server may reset instead of closing once the close frames crossed.
+      if (this.gotClose && !this.closing) {
+        resets++;
+        this.done();
+      } else {
+        super.onError(error);
+      }
+    }
+    private done(): void {
+      if (this.closing) return;
+      if (!this.gotClose) return fail('the server closed TCP without a close frame');
+      completed++;
+      this.destroy();
+      live.delete(this);
+      if (!stopped) new ChurnClient();
+    }
+  }
+
+  for (let i = 0; i < s.concurrency; i++) new ChurnClient();
+  measure(
+    () => completed,
+    (c0, c1, window) => {
+      stopped = true;
+      if (c1 === c0) return fail('no handshake completed in the measured window');
+      for (const client of live) client.destroy();
+      report({ handshakesPerSec: (c1 - c0) / (window.ms / 1000) }, window, { handshakes: c1 - c0, resets, seconds: window.ms / 1000 });
+    },
+  );
+}
+
+function report(all: Record<string, number>, window: WindowResult, details: Record<string, number | string>): void {
+  const metrics: Record<string, number> = {};
+  for (const metric of scenario.metrics) {
+    const value = all[metric.key];
+    if (value === undefined) return fail(`no value for ${metric.key}`);
+    metrics[metric.key] = value;
+  }
+  for (const [key, value] of Object.entries(all)) if (!(key in metrics)) details[key] = value;
+  details.otherCpu = window.otherCpu ?? 'unknown';
+  details.stealCpu = window.stealCpu;
+  finish({ ok: true, metrics, loadgenCpu: window.loadgenCpu, serverCpu: window.serverCpu, details });
+}
+
+switch (scenario.kind) {
+  case 'echo':
+    runEcho(scenario);
+    break;
+  case 'idle':
+    runIdle(scenario);
+    break;
+  case 'churn':
+    runChurn(scenario);
+    break;
+}

@@ -1,0 +1,520 @@
+/**
+ * The benchmark runner: `npm run bench -- [options]` (see HELP). For every
+ * scenario, run and server it starts the server pinned to core 0 and the load
+ * generator pinned to core 1, collects the load generator's JSON line, and
+ * stops both by PID. Then medians, the table, bench/results/latest.{json,md}
+ * and bench/results/chart.svg.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { availableParallelism, cpus, release } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Report, summarize, type Cell, type Machine, type RunRecord } from './report.js';
+import { SCENARIOS, SERVER_NAMES, scenarioNamed, type LoadgenResult, type Scenario, type ServerName } from './scenarios.js';
+import { machineTicks } from './wire.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BENCH = join(ROOT, 'bench');
+const RESULTS = join(BENCH, 'results');
+const LOADGEN = join(ROOT, 'dist', 'bench', 'loadgen.js');
+const SERVER_CORE = 0;
+const LOADGEN_CORE = 1;
+/** Longest wait for the machine to quieten down before a measurement. */
+const QUIET_WAIT_MS = 10_000;
+
+const HELP = `resound benchmark: resound against ws, Bun and a raw Node socket, same load, same machine.
+
+Usage: npm run bench -- [options]      (builds, then node dist/bench/run.js)
+
+Options:
+  --scenario LIST   ${SCENARIOS.map((s) => s.name).join('|')}|all, comma-separated (default all)
+${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).join('\n')}
+                    (fan-out, one publish to 10,000 subscribers, comes with topics)
+  --servers LIST    ${SERVER_NAMES.join(',')} (default: all that are available)
+  --runs N          measurements per scenario and server; the median is reported (default 3)
+  --duration S      seconds per measurement (default 5), after --warmup S (default 1)
+  --max-noise PCT   other processes on the machine may use this % of one core during a
+                    measurement (default 40); above it the measurement is repeated, up to
+                    --retries N more times (default 2), and the quietest attempt is kept.
+                    Before each measurement the runner waits up to ${QUIET_WAIT_MS / 1000} s for the machine to
+                    be that quiet.
+  --help            this text
+
+The peers (ws + bufferutil + utf-8-validate, Bun) are installed into bench/node_modules
+on first run (npm run bench:install does it alone). Servers run on core ${SERVER_CORE}, the load
+generator on core ${LOADGEN_CORE} (taskset). Results: bench/results/latest.json, latest.md, chart.svg;
+a run of every scenario also copies the chart to bench/chart.svg.
+`;
+
+// ---------------------------------------------------------------- child processes
+
+interface Child {
+  pid: number;
+  process: ChildProcess;
+  /** The last few KB of stdout and stderr. */
+  stdout: string;
+  stderr: string;
+  exited: Promise<number | null>;
+  running: boolean;
+}
+
+/** Every child started and not yet seen to exit, by PID. */
+const children = new Map<number, Child>();
+
+function killAll(): void {
+  for (const pid of children.keys()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, stopping ${children.size} child process(es)\n`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+interface Launcher {
+  /** taskset present and ≥ 2 cores. */
+  pin: boolean;
+  /** A soft file-descriptor limit to raise to in the child, or null. */
+  nofile: number | null;
+}
+
+function launch(argv: string[], core: number, launcher: Launcher): Child {
+  let command = argv;
+  if (launcher.pin) command = ['taskset', '-c', String(core), ...command];
+  // exec keeps the PID, so the PID we hold is the server's or the load generator's own.
+  if (launcher.nofile !== null) command = ['sh', '-c', `ulimit -n ${launcher.nofile} && exec "$@"`, 'sh', ...command];
+  const proc = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+  if (proc.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+  const child: Child = {
+    pid: proc.pid,
+    process: proc,
+    stdout: '',
+    stderr: '',
+    running: true,
+    exited: new Promise((resolveExit) => {
+      proc.on('exit', (code) => {
+        child.running = false;
+        children.delete(child.pid);
+        resolveExit(code);
+      });
+    }),
+  };
+  children.set(child.pid, child);
+  const keep = (text: string): string => (text.length > 8192 ? text.slice(-8192) : text);
+  proc.stdout!.on('data', (chunk: Buffer) => (child.stdout = keep(child.stdout + chunk.toString())));
+  proc.stderr!.on('data', (chunk: Buffer) => (child.stderr = keep(child.stderr + chunk.toString())));
+  proc.on('error', (error) => (child.stderr += `\n${error.message}`));
+  return child;
+}
+
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  // ws must run with its native helpers.
+  delete env.WS_NO_BUFFER_UTIL;
+  delete env.WS_NO_UTF_8_VALIDATE;
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves true when the child exited within `ms`. */
+async function exitsWithin(child: Child, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  const exited = await Promise.race([child.exited.then(() => true as const), timeout]);
+  clearTimeout(timer);
+  return exited;
+}
+
+/** SIGTERM by PID, SIGKILL by PID after 3 s, and wait for the exit. */
+async function stop(child: Child): Promise<void> {
+  if (!child.running) return;
+  try {
+    process.kill(child.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  if (await exitsWithin(child, 3000)) return;
+  try {
+    process.kill(child.pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await child.exited;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((r) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      r(true);
+    });
+    socket.once('error', () => r(false));
+  });
+}
+
+// ---------------------------------------------------------------- servers
+
+interface ServerSpec {
+  name: ServerName;
+  /** The command for a port, or null when not available. */
+  command: ((port: number) => string[]) | null;
+  reason?: string;
+  /** It prints "ready" when listening; otherwise the port is probed. */
+  printsReady: boolean;
+}
+
+function ensurePeers(): void {
+  if (existsSync(join(BENCH, 'node_modules', 'ws', 'package.json'))) return;
+  console.log('bench: installing the peers into bench/node_modules (npm ci in bench/) …');
+  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: BENCH, stdio: 'inherit' });
+  if (result.status !== 0) console.log('bench: npm ci in bench/ failed; the peers that did not install are reported as not available');
+}
+
+function packageVersion(name: string): string | null {
+  const file = join(BENCH, 'node_modules', name, 'package.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : null;
+}
+
+/** Bun's binary from its npm package: node_modules/.bin/bun, or the platform package's binary. */
+function findBun(): { path: string; version: string } | { reason: string } {
+  const candidates = [join(BENCH, 'node_modules', '.bin', 'bun')];
+  const oven = join(BENCH, 'node_modules', '@oven');
+  if (existsSync(oven)) for (const dir of readdirSync(oven)) candidates.push(join(oven, dir, 'bin', 'bun'));
+  for (const candidate of candidates) {
+    // A wrapper script would put a Node process between us and Bun: only a real binary will do.
+    if (!existsSync(candidate) || statSync(realpathSync(candidate)).size < 1_000_000) continue;
+    const result = spawnSync(candidate, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+    if (result.status === 0 && /^\d+\.\d+/.test(result.stdout)) return { path: candidate, version: result.stdout.trim() };
+  }
+  return { reason: 'the npm package bun did not install a working binary into bench/node_modules' };
+}
+
+function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSpec> {
+  const node = process.execPath;
+  const specs = new Map<ServerName, ServerSpec>();
+  const cli = join(ROOT, 'dist', 'lib', 'cli.js');
+  specs.set(
+    'resound',
+    existsSync(cli)
+      ? { name: 'resound', printsReady: false, command: (port) => [node, cli, 'echo', '--host', '127.0.0.1', '--port', String(port), '--quiet'] }
+      : { name: 'resound', printsReady: false, command: null, reason: 'dist/lib/cli.js is missing: npm run build' },
+  );
+  const peers = ['ws', 'bufferutil', 'utf-8-validate'].map((name) => [name, packageVersion(name)] as const);
+  const missing = peers.filter(([, version]) => version === null).map(([name]) => name);
+  for (const [name, version] of peers) if (version !== null) versions[name] = version;
+  specs.set(
+    'ws',
+    missing.length === 0
+      ? { name: 'ws', printsReady: true, command: (port) => [node, join(BENCH, 'servers', 'ws-echo.mjs'), String(port)] }
+      : { name: 'ws', printsReady: true, command: null, reason: `${missing.join(', ')} not installed in bench/node_modules` },
+  );
+  const bun = findBun();
+  if ('path' in bun) versions.bun = bun.version;
+  specs.set(
+    'bun',
+    'path' in bun
+      ? { name: 'bun', printsReady: true, command: (port) => [bun.path, join(BENCH, 'servers', 'bun-echo.js'), String(port)] }
+      : { name: 'bun', printsReady: true, command: null, reason: bun.reason },
+  );
+  specs.set('raw', { name: 'raw', printsReady: true, command: (port) => [node, join(BENCH, 'servers', 'raw-echo.mjs'), String(port)] });
+  return specs;
+}
+
+async function startServer(spec: ServerSpec, launcher: Launcher): Promise<{ child: Child; port: number }> {
+  const port = await freePort();
+  const child = launch(spec.command!(port), SERVER_CORE, launcher);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (!child.running) throw new Error(`${spec.name} exited at start: ${(child.stderr || child.stdout).trim().slice(-500)}`);
+    if (spec.printsReady ? /^ready$/m.test(child.stdout) : await canConnect(port)) return { child, port };
+    await sleep(25);
+  }
+  await stop(child);
+  throw new Error(`${spec.name} did not listen within 20 s`);
+}
+
+// ---------------------------------------------------------------- one measurement
+
+interface Options {
+  runs: number;
+  warmup: number;
+  duration: number;
+  /** % of one core that other processes may use during a measurement before it is repeated. */
+  maxNoise: number;
+  retries: number;
+}
+
+async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, options: Options, launcher: Launcher): Promise<RunRecord> {
+  let server: Child | undefined;
+  let loadgen: Child | undefined;
+  try {
+    const started = await startServer(spec, launcher);
+    server = started.child;
+    const args = [
+      process.execPath,
+      LOADGEN,
+      '--scenario',
+      scenario.name,
+      '--port',
+      String(started.port),
+      '--warmup',
+      String(options.warmup),
+      '--duration',
+      String(options.duration),
+      '--server-pid',
+      String(server.pid),
+    ];
+    if (spec.name === 'raw') args.push('--raw');
+    loadgen = launch(args, LOADGEN_CORE, launcher);
+    const limit = (options.warmup + options.duration + scenario.slack) * 1000;
+    if (!(await exitsWithin(loadgen, limit))) {
+      return { run, ok: false, error: `the load generator did not finish within ${limit / 1000} s` };
+    }
+    const line = loadgen.stdout.trim().split('\n').pop() ?? '';
+    let result: LoadgenResult;
+    try {
+      result = JSON.parse(line) as LoadgenResult;
+    } catch {
+      return { run, ok: false, error: `the load generator printed no result: ${loadgen.stderr.trim().slice(-500)}` };
+    }
+    if (!result.ok) {
+      const serverSays = (server.stderr || server.stdout).trim().slice(-300);
+      return { run, ok: false, error: `${result.error}${server.running ? '' : ' (the server exited)'}${serverSays ? `; server output: ${serverSays}` : ''}` };
+    }
+    return { run, ok: true, metrics: result.metrics, loadgenCpu: result.loadgenCpu, serverCpu: result.serverCpu, details: result.details };
+  } catch (error) {
+    return { run, ok: false, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    if (loadgen !== undefined) await stop(loadgen);
+    if (server !== undefined) await stop(server);
+  }
+}
+
+/** CPU used by the whole machine over `ms`, % of one core (while no child of ours runs: other people's load). */
+async function machineLoad(ms: number): Promise<number> {
+  const t0 = performance.now();
+  const a = machineTicks();
+  await sleep(ms);
+  const b = machineTicks();
+  return ((b.busy - a.busy) * 1000) / (performance.now() - t0);
+}
+
+/** Wait, at most QUIET_WAIT_MS, until other processes use less than `maxNoise` % of a core. */
+async function waitForQuiet(maxNoise: number): Promise<number> {
+  const deadline = Date.now() + QUIET_WAIT_MS;
+  let load = await machineLoad(500);
+  while (load > maxNoise && Date.now() < deadline) load = await machineLoad(1000);
+  return load;
+}
+
+/**
+ * One measurement, repeated (at most `retries` more times) while other
+ * processes took more than `maxNoise` % of a core during it; the quietest
+ * attempt is kept.
+ */
+async function measureQuietly(scenario: Scenario, spec: ServerSpec, run: number, options: Options, launcher: Launcher): Promise<RunRecord> {
+  let best: RunRecord | null = null;
+  for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
+    const before = await waitForQuiet(options.maxNoise);
+    const record = await measureOnce(scenario, spec, run, options, launcher);
+    if (!record.ok || !scenario.timed) return record;
+    record.details!.attempt = attempt;
+    record.details!.loadBeforePct = before;
+    const noise = (r: RunRecord): number => (typeof r.details?.otherCpu === 'number' ? r.details.otherCpu : 0);
+    if (best === null || noise(record) < noise(best)) best = record;
+    if (noise(record) <= options.maxNoise) break;
+    console.log(`  run ${run}/${options.runs}  ${spec.name.padEnd(8)} other processes took ${noise(record).toFixed(0)} % of a core: measuring again`);
+  }
+  return best!;
+}
+
+// ---------------------------------------------------------------- machine and limits
+
+function detectLauncher(notes: string[]): Launcher {
+  const tasksetWorks = spawnSync('taskset', ['-c', `${SERVER_CORE},${LOADGEN_CORE}`, 'true']).status === 0;
+  const pin = tasksetWorks && availableParallelism() >= 2;
+  if (!pin) notes.push(tasksetWorks ? 'fewer than 2 cores: running unpinned' : 'taskset not found: running unpinned (server and load generator share the cores)');
+  const idleNeed = Math.max(0, ...SCENARIOS.map((s) => (s.kind === 'idle' ? s.connections : 0))) + 512;
+  const limits = spawnSync('sh', ['-c', 'ulimit -n; ulimit -Hn'], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const soft = Number(limits[0]);
+  const hard = limits[1] === 'unlimited' ? Infinity : Number(limits[1]);
+  let nofile: number | null = null;
+  if (Number.isFinite(soft) && soft < idleNeed) {
+    if (hard >= idleNeed) nofile = idleNeed;
+    else notes.push(`ulimit -n is ${soft} (hard ${hard}): the idle scenario needs ${idleNeed} and will fail`);
+  }
+  return { pin, nofile };
+}
+
+function machine(launcher: Launcher, versions: Record<string, string>): Machine {
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const git = (args: string[]): string => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const commit = git(['rev-parse', '--short', 'HEAD']);
+  const dirty = git(['status', '--porcelain', '--', 'lib']) !== '';
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    kernel: release(),
+    pinning: launcher.pin ? `server on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE} (taskset)` : 'unpinned',
+    commit: commit === '' ? 'unknown' : `${commit}${dirty ? ' + uncommitted lib/ changes' : ''}`,
+    versions,
+  };
+}
+
+// ---------------------------------------------------------------- main
+
+function parseOptions(argv: string[]): { scenarios: Scenario[]; servers: ServerName[] | null; options: Options } | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: 'string', default: 'all' },
+      servers: { type: 'string', default: 'all' },
+      runs: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      'max-noise': { type: 'string', default: '40' },
+      retries: { type: 'string', default: '2' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return null;
+  }
+  const list = (text: string): string[] => text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const scenarios = values.scenario === 'all' ? [...SCENARIOS] : list(values.scenario).map(scenarioNamed);
+  let servers: ServerName[] | null = null;
+  if (values.servers !== 'all') {
+    servers = list(values.servers).map((name) => {
+      if (!(SERVER_NAMES as readonly string[]).includes(name)) throw new RangeError(`unknown server "${name}" (known: ${SERVER_NAMES.join(', ')})`);
+      return name as ServerName;
+    });
+  }
+  const number = (name: string, text: string, min: number, max: number, integer: boolean): number => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) throw new RangeError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    return n;
+  };
+  return {
+    scenarios,
+    servers,
+    options: {
+      runs: number('runs', values.runs, 1, 50, true),
+      duration: number('duration', values.duration, 0.5, 120, false),
+      warmup: number('warmup', values.warmup, 0, 30, false),
+      maxNoise: number('max-noise', values['max-noise'], 0, 200, false),
+      retries: number('retries', values.retries, 0, 10, true),
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  const parsed = parseOptions(process.argv.slice(2));
+  if (parsed === null) return 0;
+  const { scenarios, options } = parsed;
+  ensurePeers();
+  const setupNotes: string[] = [];
+  const launcher = detectLauncher(setupNotes);
+  const versions: Record<string, string> = {};
+  const specs = serverSpecs(versions);
+  const servers = parsed.servers ?? [...SERVER_NAMES];
+  const info = machine(launcher, versions);
+
+  console.log(`resound benchmark · Node ${info.node} · ${info.cpu} · ${info.pinning}`);
+  for (const note of setupNotes) console.log(`note: ${note}`);
+  for (const name of servers) {
+    const spec = specs.get(name)!;
+    if (spec.command === null) console.log(`note: ${name} not available: ${spec.reason}`);
+  }
+  console.log(`${options.runs} run(s) × ${options.warmup} s warm-up + ${options.duration} s per scenario and server\n`);
+
+  const cells = new Map<string, Cell>();
+  for (const scenario of scenarios) {
+    console.log(`${scenario.name}: ${scenario.title}`);
+    for (const name of servers) {
+      const spec = specs.get(name)!;
+      const skip = scenario.skip?.[name];
+      const status = spec.command === null ? 'unavailable' : skip !== undefined ? 'skipped' : 'ok';
+      const reason = spec.command === null ? spec.reason : skip;
+      cells.set(`${scenario.name}/${name}`, { scenario: scenario.name, server: name, status, ...(reason === undefined ? {} : { reason }), runs: [], metrics: {}, loadgenCpu: null, serverCpu: null, otherCpu: null });
+    }
+    const active = servers.filter((name) => cells.get(`${scenario.name}/${name}`)!.status === 'ok');
+    for (let run = 1; run <= options.runs; run++) {
+      // Rotate the order each run so that no server always runs first after a pause.
+      const order = active.map((_, i) => active[(i + run - 1) % active.length]!);
+      for (const name of order) {
+        const record = await measureQuietly(scenario, specs.get(name)!, run, options, launcher);
+        cells.get(`${scenario.name}/${name}`)!.runs.push(record);
+        const text = record.ok
+          ? `${scenario.metrics.map((m) => `${m.format(record.metrics![m.key]!)} ${m.unit}`).join(', ')}` +
+            `   load generator CPU ${record.loadgenCpu!.toFixed(0)} %` +
+            (typeof record.serverCpu === 'number' ? `, server ${record.serverCpu.toFixed(0)} %` : '') +
+            (typeof record.details?.otherCpu === 'number' ? `, other processes ${record.details.otherCpu.toFixed(0)} %` : '')
+          : `ERROR ${record.error}`;
+        console.log(`  run ${run}/${options.runs}  ${name.padEnd(8)} ${text}`);
+      }
+    }
+    for (const name of active) summarize(cells.get(`${scenario.name}/${name}`)!, scenario);
+  }
+
+  const report = new Report(scenarios, servers, cells, info, {
+    scenarios: scenarios.map((s) => s.name),
+    servers,
+    runs: options.runs,
+    warmupSeconds: options.warmup,
+    durationSeconds: options.duration,
+    maxNoisePct: options.maxNoise,
+    retries: options.retries,
+  });
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report.json(), null, 2)}\n`);
+  writeFileSync(join(RESULTS, 'latest.md'), report.markdown());
+  writeFileSync(join(RESULTS, 'chart.svg'), report.svg());
+  const complete = scenarios.length === SCENARIOS.length;
+  if (complete) copyFileSync(join(RESULTS, 'chart.svg'), join(BENCH, 'chart.svg'));
+
+  console.log(`\n${report.mainTable()}\n`);
+  console.log(`CPU over the measured window (% of one core, median):\n\n${report.cpuTable()}\n`);
+  for (const note of [...setupNotes, ...report.notes()]) console.log(`note: ${note}`);
+  const rel = (file: string): string => relative(process.cwd(), file) || file;
+  console.log(`\nwritten: ${rel(join(RESULTS, 'latest.json'))}, ${rel(join(RESULTS, 'latest.md'))}, ${rel(join(RESULTS, 'chart.svg'))}`);
+  console.log(complete ? `chart copied to ${rel(join(BENCH, 'chart.svg'))}` : 'bench/chart.svg is only replaced by a run of every scenario');
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,178 @@
+/**
+ * The benchmark's scenarios, shared by the runner (what to run, what to
+ * report) and the load generator (what to send). Adding a scenario is adding
+ * an entry to SCENARIOS; a new kind of load also needs a driver in loadgen.ts.
+ */
+
+export type ServerName = 'resound' | 'ws' | 'bun' | 'raw';
+export const SERVER_NAMES: readonly ServerName[] = ['resound', 'ws', 'bun', 'raw'];
+
+/** One number a scenario reports, and how to show it. */
+export interface Metric {
+  key: string;
+  /** Column header in the table, group label in the chart. */
+  label: string;
+  unit: string;
+  /** 'lower' for latency and memory: the ratio to ws is then ws ÷ value. */
+  better: 'higher' | 'lower';
+  format: (value: number) => string;
+}
+
+interface BaseScenario {
+  name: string;
+  title: string;
+  metrics: readonly Metric[];
+  /** Servers the scenario does not apply to, with the reason shown in the table. */
+  skip?: Partial<Record<ServerName, string>>;
+  /** Wall-clock bound for one load-generator run beyond warm-up + duration, in seconds. */
+  slack: number;
+  /**
+   * The figure is a rate or a time, so CPU taken by other processes skews it: such
+   * measurements are repeated, and a saturated load generator is flagged.
+   */
+  timed: boolean;
+}
+
+/** Fixed-size messages echoed with a constant number in flight per connection. */
+export interface EchoScenario extends BaseScenario {
+  kind: 'echo';
+  connections: number;
+  inflight: number;
+  size: number;
+  binary: boolean;
+  /** Record every round trip (1 connection, 1 in flight). */
+  latency: boolean;
+}
+
+/** Connections opened, handshaken, left idle; the server's RSS growth per connection. */
+export interface IdleScenario extends BaseScenario {
+  kind: 'idle';
+  connections: number;
+  /** Handshakes in progress at once while opening. */
+  batch: number;
+}
+
+/** Loops of connect + handshake + close frame + wait for the server's close. */
+export interface ChurnScenario extends BaseScenario {
+  kind: 'churn';
+  concurrency: number;
+}
+
+export type Scenario = EchoScenario | IdleScenario | ChurnScenario;
+
+/** 1 234 567 → "1.23 M", 12 345 → "12.3 k". */
+export function formatCount(value: number): string {
+  if (value >= 1e6) return `${(value / 1e6).toFixed(value >= 1e7 ? 1 : 2)} M`;
+  if (value >= 1e3) return `${(value / 1e3).toFixed(value >= 1e5 ? 0 : 1)} k`;
+  return value.toFixed(0);
+}
+
+function formatFixed(digits: number): (value: number) => string {
+  return (value) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** 35.9 µs, 1,538 µs. */
+function formatMicros(value: number): string {
+  return formatFixed(value < 100 ? 1 : 0)(value);
+}
+
+const msgPerSec: Metric = { key: 'msgPerSec', label: 'small msg/s', unit: 'msg/s', better: 'higher', format: formatCount };
+const mbPerSec = (label: string): Metric => ({ key: 'mbPerSec', label, unit: 'MB/s', better: 'higher', format: formatFixed(0) });
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    kind: 'echo',
+    name: 'small',
+    title: '32 B text echo, 100 connections × 16 in flight',
+    connections: 100,
+    inflight: 16,
+    size: 32,
+    binary: false,
+    latency: false,
+    metrics: [msgPerSec],
+    slack: 20,
+    timed: true,
+  },
+  {
+    kind: 'echo',
+    name: 'latency',
+    title: '32 B text round trip, 1 connection × 1 in flight',
+    connections: 1,
+    inflight: 1,
+    size: 32,
+    binary: false,
+    latency: true,
+    metrics: [
+      { key: 'p50', label: 'latency p50 µs', unit: 'µs', better: 'lower', format: formatMicros },
+      { key: 'p99', label: 'latency p99 µs', unit: 'µs', better: 'lower', format: formatMicros },
+    ],
+    slack: 20,
+    timed: true,
+  },
+  {
+    kind: 'echo',
+    name: 'medium',
+    title: '16 KiB binary echo, 10 connections × 4 in flight',
+    connections: 10,
+    inflight: 4,
+    size: 16 * 1024,
+    binary: true,
+    latency: false,
+    metrics: [mbPerSec('16 KiB MB/s')],
+    slack: 20,
+    timed: true,
+  },
+  {
+    kind: 'echo',
+    name: 'large',
+    title: '1 MiB binary echo, 4 connections × 2 in flight',
+    connections: 4,
+    inflight: 2,
+    size: 1024 * 1024,
+    binary: true,
+    latency: false,
+    metrics: [mbPerSec('1 MiB MB/s')],
+    slack: 30,
+    timed: true,
+  },
+  {
+    kind: 'idle',
+    name: 'idle',
+    title: '10,000 idle connections: server RSS growth per connection',
+    connections: 10_000,
+    batch: 200,
+    metrics: [{ key: 'kbPerConn', label: 'idle KB/conn', unit: 'KB', better: 'lower', format: formatFixed(1) }],
+    slack: 90,
+    timed: false,
+  },
+  {
+    kind: 'churn',
+    name: 'churn',
+    title: 'connect + handshake + close, 50 concurrent loops',
+    concurrency: 50,
+    metrics: [{ key: 'handshakesPerSec', label: 'handshakes/s', unit: '/s', better: 'higher', format: formatCount }],
+    skip: { raw: 'the raw echo has no closing handshake' },
+    slack: 20,
+    timed: true,
+  },
+  // Fan-out (one publish to 10,000 subscribers) comes with topics: a 'fanout' kind here and its driver in loadgen.ts.
+];
+
+export function scenarioNamed(name: string): Scenario {
+  const scenario = SCENARIOS.find((s) => s.name === name);
+  if (scenario === undefined) throw new RangeError(`unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+  return scenario;
+}
+
+/** What one load-generator run prints on its last line of standard output. */
+export type LoadgenResult =
+  | {
+      ok: true;
+      metrics: Record<string, number>;
+      /** The load generator's own CPU time over the measured window, as % of one core. */
+      loadgenCpu: number;
+      /** The server's CPU time over the same window (from /proc), as % of one core; null where unknown. */
+      serverCpu: number | null;
+      details: Record<string, number | string>;
+    }
+  | { ok: false; error: string };
