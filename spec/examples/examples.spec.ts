@@ -1,0 +1,78 @@
+/** The programs in examples/ that README points to keep running as documented. */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { test } from 'node:test';
+import { connect } from '../../lib/index.js';
+import { distPath, withTimeout } from '../support.js';
+
+/** Start an example on port 0 and wait for the ws:// URL it prints. */
+async function startExample(name: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string }> {
+  const child = spawn(process.execPath, [distPath(`examples/${name}.js`), '0']);
+  let output = '';
+  const url = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /ws:\/\/127\.0\.0\.1:\d+/.exec(output);
+        if (match) resolve(match[0]);
+      });
+      child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${output}`)));
+    }),
+    5000,
+    `${name} prints its URL`,
+  );
+  return { child, url };
+}
+
+async function stop(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  return withTimeout(exited, 5000, 'example exits on SIGTERM');
+}
+
+test('examples/echo: text and binary come back as sent; SIGTERM stops it cleanly', { timeout: 15_000 }, async () => {
+  const { child, url } = await startExample('echo');
+  try {
+    const conn = await connect(url);
+    await conn.sendText('héllo');
+    assert.equal(await withTimeout(conn.receive(), 2000, 'text echo'), 'héllo');
+    await conn.sendBinary(Buffer.from([0, 1, 255]));
+    assert.deepEqual(await withTimeout(conn.receive(), 2000, 'binary echo'), Buffer.from([0, 1, 255]));
+    conn.close();
+    assert.equal((await withTimeout(conn.closed, 2000, 'closed')).code, 1000);
+  } finally {
+    assert.equal(await stop(child), 0);
+  }
+});
+
+test('examples/chat: joins, messages and departures reach every member; binary is refused with 1003', { timeout: 15_000 }, async () => {
+  const { child, url } = await startExample('chat');
+  try {
+    const alice = await connect(`${url}/chat?name=alice`);
+    assert.equal(await withTimeout(alice.receive(), 2000, 'alice joined'), '* alice joined');
+    const bob = await connect(`${url}/chat?name=bob`);
+    assert.equal(await withTimeout(alice.receive(), 2000, 'alice sees bob'), '* bob joined');
+    assert.equal(await withTimeout(bob.receive(), 2000, 'bob joined'), '* bob joined');
+    await bob.sendText('hi all');
+    assert.equal(await withTimeout(alice.receive(), 2000, 'alice gets the line'), 'bob: hi all');
+    assert.equal(await withTimeout(bob.receive(), 2000, 'bob gets his line'), 'bob: hi all');
+    await bob.sendBinary(Buffer.from('nope'));
+    assert.equal((await withTimeout(bob.closed, 2000, 'bob closed')).code, 1003);
+    assert.equal(await withTimeout(alice.receive(), 2000, 'alice sees bob leave'), '* bob left');
+    await assert.rejects(connect(`${url}/elsewhere`), (error: Error & { status?: number }) => error.status === 404);
+    alice.close();
+    await withTimeout(alice.closed, 2000, 'alice closed');
+  } finally {
+    assert.equal(await stop(child), 0);
+  }
+});
+
+test('examples/sans-io: the core answers the handshake and echoes a frame without any socket', () => {
+  const run = spawnSync(process.execPath, [distPath('examples/sans-io.js')], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /received: Hi/);
+  assert.match(run.stdout, /HTTP\/1\.1 101 Switching Protocols/);
+  assert.match(run.stdout, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/);
+  assert.match(run.stdout, /frame: 81024869/);
+  assert.match(run.stdout, /state: OPEN/);
+});
