@@ -327,7 +327,7 @@ export class Connection implements WSConnection {
       settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined, socket);
     }
     if (this.closeTimer === null && this.protocol.closeExpected() && !this.closedFlag) {
-      this.closeTimer = setTimeout(() => this.socket.destroy(), this.settings.closeTimeout);
+      this.closeTimer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
       this.closeTimer.unref();
     }
   }
