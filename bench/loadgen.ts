@@ -246,6 +246,7 @@ function runEcho(s: EchoScenario): void {
     for (const client of clients) client.send();
     measure(
       () => {
+        // Read at the start of the window (latency samples start) and at its end (they stop).
         recording = !recording;
         return receivedBytes;
       },
