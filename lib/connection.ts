@@ -92,6 +92,20 @@ interface Waiter {
 
 const ignore = (): void => {};
 
+// Connection flags.
+/** The handshake is done and the handler was given the connection. */
+const OPENED = 1;
+/** The socket is closed; onClose was called. */
+const CLOSED = 2;
+/** Events of one read are being dispatched: sends wait to be written together. */
+const DISPATCHING = 4;
+/** Reading is paused until the socket drains (the peer reads too slowly). */
+const PAUSED_FOR_DRAIN = 8;
+/** Reading is paused until receive() takes messages from a full inbox. */
+const PAUSED_FOR_INBOX = 16;
+/** The close timer runs. */
+const CLOSE_TIMER = 32;
+
 const OWNER = Symbol('resound.connection');
 type OwnedSocket = Socket & { [OWNER]: Connection };
 
@@ -110,8 +124,24 @@ function onSocketClose(this: Socket): void {
 function onSocketDrain(this: Socket): void {
   (this as OwnedSocket)[OWNER].drained();
 }
+function learnPeer(this: Socket): void {
+  void this.remoteAddress;
+}
 function destroySocket(socket: Socket): void {
   socket.destroy();
+}
+
+/** Connection state most connections never use: an idle connection pays one field for all of it. */
+class Extras {
+  /** Messages not yet pulled by receive(). */
+  inbox: Message[] | null = null;
+  /** receive() calls waiting for a message. */
+  waiters: Waiter[] | null = null;
+  attributes: Map<string, unknown> | null = null;
+  closed: Promise<CloseInfo> | null = null;
+  resolveClosed: ((info: CloseInfo) => void) | null = null;
+  /** Created the first time a handler returns a promise. */
+  reportRejection: ((error: unknown) => void) | null = null;
 }
 
 /**
@@ -120,7 +150,6 @@ function destroySocket(socket: Socket): void {
  * re-checks protocol rules.
  */
 export class Connection implements WSConnection {
-  request!: HandshakeRequest;
 
   /** Called once the socket is closed, after onClose. */
   onSocketClosed: ((conn: Connection) => void) | null = null;
@@ -128,41 +157,22 @@ export class Connection implements WSConnection {
   onHandshake: ((conn: Connection, event: HandshakeEvent) => void) | null = null;
 
   private handler: ConnectionHandler = {};
-  private opened = false;
-  private closedFlag = false;
-  /** While events of one read are dispatched, sends wait to be written together. */
-  private dispatching = false;
-  private closeTimer: NodeJS.Timeout | null = null;
+  /** OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per boolean. */
+  private flags = 0;
+  /** The handshake deadline until the handshake is done, then the close timer. */
+  private timer: NodeJS.Timeout | null = null;
   /** The promise every send of the current batch returns; settled by the batch's write callback. */
   private batch: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | null = null;
-  private pausedForDrain = false;
-  private pausedForInbox = false;
-  /** Messages not yet pulled by receive(), and receive() calls waiting; both created on first use. */
-  private inbox: Message[] | null = null;
-  private waiters: Waiter[] | null = null;
-  private attributeMap: Map<string, unknown> | null = null;
-  private closedPromise: Promise<CloseInfo> | null = null;
-  private resolveClosed: ((info: CloseInfo) => void) | null = null;
-  /** Created the first time a handler returns a promise. */
-  private reportRejection: ((error: unknown) => void) | null = null;
-  private deadline: NodeJS.Timeout | null = null;
-  private peerAddress: string | undefined;
-  private peerPort: number | undefined;
+  private extra: Extras | null = null;
 
   constructor(
     readonly socket: Socket,
-    readonly protocol: Protocol & { subprotocol: string | null },
+    readonly protocol: Protocol & { readonly subprotocol: string | null; readonly request: HandshakeRequest | null },
     private readonly settings: ConnectionSettings,
   ) {
-    this.peerAddress = socket.remoteAddress;
-    this.peerPort = socket.remotePort;
-    // A client's socket is still connecting here: learn the peer once it is connected.
-    if (this.peerAddress === undefined) {
-      socket.once('connect', () => {
-        this.peerAddress = socket.remoteAddress;
-        this.peerPort = socket.remotePort;
-      });
-    }
+    // Node keeps the peer's address once asked for it, also after the socket closed: ask now
+    // (a client's socket, still connecting, once connected) so that onClose can still read it.
+    if (socket.remoteAddress === undefined) socket.once('connect', learnPeer);
     // Listeners are shared functions that find the connection on the socket: no closures per connection.
     (socket as OwnedSocket)[OWNER] = this;
     socket.on('data', onSocketData);
@@ -174,23 +184,28 @@ export class Connection implements WSConnection {
 
   /** Drop the socket after `ms` unless cleared first (the server's handshake deadline). */
   startDeadline(ms: number): void {
-    this.deadline = setTimeout(destroySocket, ms, this.socket);
-    this.deadline.unref();
+    this.timer = setTimeout(destroySocket, ms, this.socket);
+    this.timer.unref();
   }
 
   clearDeadline(): void {
-    if (this.deadline !== null) {
-      clearTimeout(this.deadline);
-      this.deadline = null;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
     }
   }
 
+  /** Set once the request was received (server) or built (client): before user code can see the connection. */
+  get request(): HandshakeRequest {
+    return this.protocol.request!;
+  }
+
   get remoteAddress(): string {
-    return this.peerAddress ?? '';
+    return this.socket.remoteAddress ?? '';
   }
 
   get remotePort(): number {
-    return this.peerPort ?? 0;
+    return this.socket.remotePort ?? 0;
   }
 
   get state(): ConnectionState {
@@ -215,18 +230,19 @@ export class Connection implements WSConnection {
 
   /** Created on first use: most connections never need one. */
   get attributes(): Map<string, unknown> {
-    return (this.attributeMap ??= new Map());
+    return (this.extras.attributes ??= new Map());
   }
 
   get closed(): Promise<CloseInfo> {
-    if (this.closedPromise === null) {
-      this.closedPromise = this.closedFlag
+    const extras = this.extras;
+    if (extras.closed === null) {
+      extras.closed = this.has(CLOSED)
         ? Promise.resolve(this.closeInfo())
         : new Promise((resolve) => {
-            this.resolveClosed = resolve;
+            extras.resolveClosed = resolve;
           });
     }
-    return this.closedPromise;
+    return extras.closed;
   }
 
   sendText(text: string): Promise<void> {
@@ -253,23 +269,24 @@ export class Connection implements WSConnection {
     const state = this.protocol.state;
     if (state === State.OPEN) {
       this.protocol.sendClose(code, reason);
-      if (!this.dispatching) this.flush();
+      if (!this.has(DISPATCHING)) this.flush();
     } else if (state === State.CONNECTING) {
       this.socket.destroy();
     }
   }
 
   receive(): Promise<Message> {
-    if (this.inbox !== null && this.inbox.length > 0) {
-      const message = this.inbox.shift()!;
-      if (this.pausedForInbox && this.inbox.length < this.settings.maxQueuedMessages) {
-        this.pausedForInbox = false;
+    const inbox = this.extra?.inbox;
+    if (inbox != null && inbox.length > 0) {
+      const message = inbox.shift()!;
+      if (this.has(PAUSED_FOR_INBOX) && inbox.length < this.settings.maxQueuedMessages) {
+        this.flags &= ~PAUSED_FOR_INBOX;
         this.resumeIfFree();
       }
       return Promise.resolve(message);
     }
-    if (this.closedFlag) return Promise.reject(new ConnectionClosedError(this.closeCode, this.closeReason));
-    return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
+    if (this.has(CLOSED)) return Promise.reject(new ConnectionClosedError(this.closeCode, this.closeReason));
+    return new Promise((resolve, reject) => (this.extras.waiters ??= []).push({ resolve, reject }));
   }
 
   /** `for await (const message of conn)`: ends when the connection closes; see closeCode after. */
@@ -289,7 +306,7 @@ export class Connection implements WSConnection {
   /** Start calling `handler`: the handshake is done and the connection is OPEN. */
   open(handler: ConnectionHandler): void {
     this.handler = handler;
-    this.opened = true;
+    this.flags |= OPENED;
     this.call(handler.onOpen, undefined, undefined);
   }
 
@@ -319,16 +336,18 @@ export class Connection implements WSConnection {
         return;
       }
       // Stop reading while the peer is not reading what we send (echo floods).
-      if (socket.writableNeedDrain && !this.pausedForDrain) {
-        this.pausedForDrain = true;
+      if (socket.writableNeedDrain && !this.has(PAUSED_FOR_DRAIN)) {
+        this.flags |= PAUSED_FOR_DRAIN;
         socket.pause();
       }
     } else if (batch !== null) {
       settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined, socket);
     }
-    if (this.closeTimer === null && this.protocol.closeExpected() && !this.closedFlag) {
-      this.closeTimer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
-      this.closeTimer.unref();
+    if (!this.has(CLOSE_TIMER | CLOSED) && this.protocol.closeExpected()) {
+      this.flags |= CLOSE_TIMER;
+      this.clearDeadline();
+      this.timer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
+      this.timer.unref();
     }
   }
 
@@ -346,7 +365,7 @@ export class Connection implements WSConnection {
       promise.catch(ignore);
       batch = this.batch = { promise, resolve, reject };
     }
-    if (!this.dispatching) this.flush();
+    if (!this.has(DISPATCHING)) this.flush();
     return batch.promise;
   }
 
@@ -362,7 +381,7 @@ export class Connection implements WSConnection {
   }
 
   private dispatch(): void {
-    this.dispatching = true;
+    this.flags |= DISPATCHING;
     try {
       // Handling one event (accepting the handshake) can parse more: loop until none are left.
       for (let events = this.protocol.eventsReceived(); events.length > 0; events = this.protocol.eventsReceived()) {
@@ -387,7 +406,7 @@ export class Connection implements WSConnection {
         }
       }
     } finally {
-      this.dispatching = false;
+      this.flags &= ~DISPATCHING;
     }
     this.flush();
   }
@@ -395,41 +414,53 @@ export class Connection implements WSConnection {
   private deliver(message: Message): void {
     if (this.handler.onMessage !== undefined) {
       this.call(this.handler.onMessage, message, undefined);
-    } else if (this.waiters !== null && this.waiters.length > 0) {
-      this.waiters.shift()!.resolve(message);
+      return;
+    }
+    const extras = this.extras;
+    if (extras.waiters !== null && extras.waiters.length > 0) {
+      extras.waiters.shift()!.resolve(message);
     } else {
-      const inbox = (this.inbox ??= []);
+      const inbox = (extras.inbox ??= []);
       inbox.push(message);
-      if (inbox.length >= this.settings.maxQueuedMessages && !this.pausedForInbox) {
-        this.pausedForInbox = true;
+      if (inbox.length >= this.settings.maxQueuedMessages && !this.has(PAUSED_FOR_INBOX)) {
+        this.flags |= PAUSED_FOR_INBOX;
         this.socket.pause();
       }
     }
   }
 
   private resumeIfFree(): void {
-    if (!this.pausedForDrain && !this.pausedForInbox) this.socket.resume();
+    if (!this.has(PAUSED_FOR_DRAIN | PAUSED_FOR_INBOX)) this.socket.resume();
   }
 
   drained(): void {
-    this.pausedForDrain = false;
+    this.flags &= ~PAUSED_FOR_DRAIN;
     this.resumeIfFree();
   }
 
   socketClosed(): void {
-    if (this.closedFlag) return;
-    this.closedFlag = true;
+    if (this.has(CLOSED)) return;
+    this.flags |= CLOSED;
     this.clearDeadline();
-    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.protocol.receiveEof();
     this.protocol.dataToSend();
     if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'), this.socket);
     this.batch = null;
     const info = this.closeInfo();
-    for (const waiter of this.waiters?.splice(0) ?? []) waiter.reject(new ConnectionClosedError(info.code, info.reason));
-    if (this.opened) this.call(this.handler.onClose, info.code, info.reason);
-    this.resolveClosed?.(info);
+    for (const waiter of this.extra?.waiters?.splice(0) ?? []) waiter.reject(new ConnectionClosedError(info.code, info.reason));
+    if (this.has(OPENED)) this.call(this.handler.onClose, info.code, info.reason);
+    this.extra?.resolveClosed?.(info);
     this.onSocketClosed?.(this);
+  }
+
+  /** The rarely used state, created on first use. */
+  private get extras(): Extras {
+    return (this.extra ??= new Extras());
+  }
+
+  /** True when any of the flags in `mask` is set. */
+  private has(mask: number): boolean {
+    return (this.flags & mask) !== 0;
   }
 
   private closeInfo(): CloseInfo {
@@ -442,7 +473,7 @@ export class Connection implements WSConnection {
     try {
       const result = fn.call(this.handler, this, a, b);
       if (result !== undefined && typeof result.then === 'function') {
-        result.then(undefined, (this.reportRejection ??= (error: unknown): void => this.handlerFailed(error)));
+        result.then(undefined, (this.extras.reportRejection ??= (error: unknown): void => this.handlerFailed(error)));
       }
     } catch (error) {
       this.handlerFailed(error);
@@ -457,7 +488,7 @@ export class Connection implements WSConnection {
     else console.error(error);
     if (this.protocol.state === State.OPEN) {
       this.protocol.sendClose(1011, 'internal error');
-      if (!this.dispatching) this.flush();
+      if (!this.has(DISPATCHING)) this.flush();
     }
   }
 

@@ -84,7 +84,6 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
     maxBufferedAmount: options.maxBufferedAmount ?? 64 * 1024 * 1024,
     maxQueuedMessages: options.maxQueuedMessages ?? 16,
   });
-  conn.request = protocol.request;
 
   return new Promise<WSConnection>((resolve, reject) => {
     let settled = false;

@@ -121,7 +121,7 @@ export class ClientProtocol extends Protocol {
       this.checkResponse(response, complete.rest);
       this.subprotocol = response.headers['sec-websocket-protocol'] ?? null;
       this.queue.push(complete.rest);
-      this.events.push({ type: 'response', response, error: null });
+      this.emit({ type: 'response', response, error: null });
       this.openConnection();
     } catch (error) {
       if (error instanceof HeadParseError) {
@@ -172,7 +172,7 @@ export class ClientProtocol extends Protocol {
 
   private failHandshake(error: HandshakeError): void {
     this.handshakeError = error;
-    this.events.push({ type: 'response', response: this.response, error });
+    this.emit({ type: 'response', response: this.response, error });
     this.discardInput();
     this.state = State.CLOSED;
     this.sendEof();

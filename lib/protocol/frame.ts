@@ -84,8 +84,8 @@ export class FrameHeaderReader {
   rsv = 0;
   opcode = 0;
   masked = false;
-  /** The masking key; a plain array of four small integers is lighter per connection than a typed array. */
-  readonly mask: number[] = [0, 0, 0, 0];
+  /** The masking key, its four bytes packed in one integer (see packMask): no array per connection. */
+  maskKey = 0;
   payloadLength = 0;
 
   /**
@@ -107,11 +107,7 @@ export class FrameHeaderReader {
         this.opcode = first & 0x0f;
         this.masked = true;
         this.payloadLength = shortLength;
-        const mask = this.mask;
-        mask[0] = chunk[at + 2]!;
-        mask[1] = chunk[at + 3]!;
-        mask[2] = chunk[at + 4]!;
-        mask[3] = chunk[at + 5]!;
+        this.maskKey = chunk[at + 2]! | (chunk[at + 3]! << 8) | (chunk[at + 4]! << 16) | (chunk[at + 5]! << 24);
         queue.skip(6);
         return true;
       }
@@ -141,7 +137,8 @@ export class FrameHeaderReader {
     }
     if (masked) {
       const maskAt = 2 + extended;
-      for (let i = 0; i < 4; i++) this.mask[i] = queue.peek(maskAt + i);
+      this.maskKey =
+        queue.peek(maskAt) | (queue.peek(maskAt + 1) << 8) | (queue.peek(maskAt + 2) << 16) | (queue.peek(maskAt + 3) << 24);
     }
     this.fin = (first & 0x80) !== 0;
     this.rsv = first & 0x70;

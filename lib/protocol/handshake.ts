@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import {
-  foldHeaders,
   hasToken,
   parseFieldLines,
+  parseFields,
   parseRequestLine,
   serializeResponse,
   splitList,
@@ -17,8 +17,12 @@ const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** base64 of exactly 16 bytes: 22 significant characters and "==". */
 const KEY_SHAPE = /^[A-Za-z0-9+/]{22}==$/;
 
+/** One-shot hashing (Node ≥ 20.12) costs no Hash object per handshake; older 20.x use createHash. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'base64') => string }).hash;
+
 export function computeAcceptKey(key: string): string {
-  return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
+  if (oneShotHash !== undefined) return oneShotHash('sha1', key + WEBSOCKET_GUID, 'base64');
+  return crypto.createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
 }
 
 export function isValidKey(key: string | undefined): key is string {
@@ -58,10 +62,10 @@ export class ReceivedRequest implements HandshakeRequest {
     readonly target: string,
     readonly httpVersion: string,
     private readonly fields: string,
-    parsed: { rawHeaders: string[]; headers: HeaderFields } | null = null,
+    headers: HeaderFields | null = null,
   ) {
-    this.cachedRaw = parsed?.rawHeaders ?? null;
-    this.cachedHeaders = parsed?.headers ?? null;
+    this.cachedRaw = null;
+    this.cachedHeaders = headers;
   }
 
   get path(): string {
@@ -82,7 +86,7 @@ export class ReceivedRequest implements HandshakeRequest {
   }
 
   get headers(): HeaderFields {
-    return (this.cachedHeaders ??= foldHeaders(this.rawHeaders));
+    return (this.cachedHeaders ??= parseFields(this.fields));
   }
 
   get subprotocols(): string[] {
@@ -121,8 +125,11 @@ export interface HandshakeProblem {
 
 export function toHandshakeRequest(head: ParsedHead): ReceivedRequest {
   const { method, target, version } = parseRequestLine(head.startLine);
-  return new ReceivedRequest(method, target, version, head.fields, head);
+  return new ReceivedRequest(method, target, version, head.fields, head.headers);
 }
+
+/** A 101 has no body; one shared empty array serves every handshake. */
+const NO_BODY = new Uint8Array(0);
 
 const VERSION_HEADERS: Array<[string, string]> = [['Sec-WebSocket-Version', '13']];
 
@@ -192,7 +199,7 @@ export function switchingProtocolsResponse(
   ];
   if (subprotocol !== null) headers.push(['Sec-WebSocket-Protocol', subprotocol]);
   for (const [name, value] of extraHeaders) headers.push([name, value]);
-  return { status: 101, reason: statusText(101), headers, body: new Uint8Array(0) };
+  return { status: 101, reason: statusText(101), headers, body: NO_BODY };
 }
 
 export function serializeHandshakeResponse(response: HandshakeResponse): Buffer {

@@ -28,13 +28,22 @@ export class HeadParseError extends Error {
   }
 }
 
-export interface ParsedHead {
-  startLine: string;
-  /** The header lines, as received (CRLF-separated), for parsing again later. */
-  fields: string;
-  headers: HeaderFields;
-  /** Names and values as received, alternating (like Node's `rawHeaders`). */
-  rawHeaders: string[];
+/** A complete message head: start line and header fields. */
+export class ParsedHead {
+  private raw: string[] | null = null;
+
+  constructor(
+    readonly startLine: string,
+    /** The header lines, as received (CRLF-separated), for parsing again later. */
+    readonly fields: string,
+    /** Lower-case names, repeats joined by ", ". */
+    readonly headers: HeaderFields,
+  ) {}
+
+  /** Names and values as received, alternating (like Node's `rawHeaders`); built on first use. */
+  get rawHeaders(): string[] {
+    return (this.raw ??= parseFieldLines(this.fields));
+  }
 }
 
 const CR = 0x0d;
@@ -54,8 +63,11 @@ export function isFieldValue(text: string): boolean {
   return FIELD_VALUE.test(text);
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 export class HeadCollector {
-  private readonly chunks: Buffer[] = [];
+  /** Earlier pieces of a head that spans reads; most heads arrive in one. */
+  private chunks: Buffer[] | null = null;
   private size = 0;
   /** How much of CR LF CR LF the bytes seen so far end with. */
   private matched = 0;
@@ -91,14 +103,19 @@ export class HeadCollector {
       throw new HeadParseError('message head too large', 431);
     }
     if (end === -1) {
-      this.chunks.push(chunk);
+      (this.chunks ??= []).push(chunk);
       this.size += taken;
       return null;
     }
-    this.chunks.push(chunk.subarray(0, end));
-    const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const head = parseHead(bytes.toString('latin1', 0, bytes.length - 4));
-    return { head, rest: chunk.subarray(end) };
+    let text: string;
+    if (this.chunks === null) {
+      text = chunk.toString('latin1', 0, end - 4);
+    } else {
+      this.chunks.push(chunk.subarray(0, end));
+      const bytes = Buffer.concat(this.chunks);
+      text = bytes.toString('latin1', 0, bytes.length - 4);
+    }
+    return { head: parseHead(text), rest: end === chunk.length ? NO_BYTES : chunk.subarray(end) };
   }
 }
 
@@ -106,46 +123,100 @@ function parseHead(text: string): ParsedHead {
   const firstBreak = text.indexOf('\r\n');
   const startLine = firstBreak === -1 ? text : text.slice(0, firstBreak);
   const fields = firstBreak === -1 ? '' : text.slice(firstBreak + 2);
-  const rawHeaders = parseFieldLines(fields);
-  return { startLine, fields, headers: foldHeaders(rawHeaders), rawHeaders };
+  return new ParsedHead(startLine, fields, parseFields(fields));
+}
+
+/**
+ * Header objects with no Object.prototype behind them (no inherited
+ * "constructor", no "__proto__" setter), yet in V8's fast mode:
+ * Object.create(null) would make every one a dictionary.
+ */
+const HEADER_FIELDS_PROTOTYPE: object = Object.freeze(Object.create(null));
+
+function newHeaderFields(): HeaderFields {
+  return Object.create(HEADER_FIELDS_PROTOTYPE) as HeaderFields;
+}
+
+/**
+ * Call `onField(target, name, value)` for every header line of `fields`
+ * (CRLF-separated), checked (RFC 9112 §5). One pass with indexOf and no
+ * closure: every handshake goes through here.
+ */
+function scanFields<T>(fields: string, onField: (target: T, name: string, value: string) => void, target: T): T {
+  for (let start = 0; start < fields.length; ) {
+    let end = fields.indexOf('\r\n', start);
+    if (end === -1) end = fields.length;
+    const colon = fields.indexOf(':', start);
+    // §5.2: obsolete line folding (a line starting with whitespace) is refused.
+    if (colon <= start || colon >= end) throw new HeadParseError('malformed header line', 400);
+    const name = fields.slice(start, colon);
+    // §5.1: no whitespace between the field name and the colon.
+    if (!TOKEN.test(name)) throw new HeadParseError('invalid header name', 400);
+    let valueStart = colon + 1;
+    let valueEnd = end;
+    while (valueStart < valueEnd && isBlank(fields.charCodeAt(valueStart))) valueStart++;
+    while (valueEnd > valueStart && isBlank(fields.charCodeAt(valueEnd - 1))) valueEnd--;
+    const value = fields.slice(valueStart, valueEnd);
+    if (!FIELD_VALUE.test(value)) throw new HeadParseError(`invalid value for header ${name}`, 400);
+    onField(target, name, value);
+    start = end + 2;
+  }
+  return target;
+}
+
+/** Space or horizontal tab: optional whitespace around a field value (RFC 9110 §5.6.3). */
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+function appendRaw(raw: string[], name: string, value: string): void {
+  raw.push(name, value);
+}
+
+/** RFC 9110 §5.3: names compared case-insensitively, repeated fields joined by ", ". */
+function addFolded(headers: HeaderFields, name: string, value: string): void {
+  const key = name.toLowerCase();
+  const previous = headers[key];
+  headers[key] = previous === undefined ? value : `${previous}, ${value}`;
 }
 
 /** The header lines of a head (CRLF-separated) as alternating names and values, checked (RFC 9112 §5). */
 export function parseFieldLines(fields: string): string[] {
-  const rawHeaders: string[] = [];
-  if (fields === '') return rawHeaders;
-  for (const line of fields.split('\r\n')) {
-    const colon = line.indexOf(':');
-    // §5.2: obsolete line folding (a line starting with whitespace) is refused.
-    if (colon <= 0) throw new HeadParseError('malformed header line', 400);
-    const name = line.slice(0, colon);
-    // §5.1: no whitespace between the field name and the colon.
-    if (!TOKEN.test(name)) throw new HeadParseError('invalid header name', 400);
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-    if (!FIELD_VALUE.test(value)) throw new HeadParseError(`invalid value for header ${name}`, 400);
-    rawHeaders.push(name, value);
-  }
-  return rawHeaders;
+  return scanFields(fields, appendRaw, []);
+}
+
+/** The header lines of a head as lower-case names and folded values, checked (RFC 9112 §5). */
+export function parseFields(fields: string): HeaderFields {
+  return scanFields(fields, addFolded, newHeaderFields());
 }
 
 /** Alternating names and values → lower-case names, repeats joined by ", " (RFC 9110 §5.3). */
 export function foldHeaders(rawHeaders: readonly string[]): HeaderFields {
-  const headers = Object.create(null) as HeaderFields;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const key = rawHeaders[i]!.toLowerCase();
-    const previous = headers[key];
-    headers[key] = previous === undefined ? rawHeaders[i + 1]! : `${previous}, ${rawHeaders[i + 1]}`;
-  }
+  const headers = newHeaderFields();
+  for (let i = 0; i < rawHeaders.length; i += 2) addFolded(headers, rawHeaders[i]!, rawHeaders[i + 1]!);
   return headers;
 }
 
 /** `METHOD SP request-target SP HTTP-version` (RFC 9112 §3). */
 export function parseRequestLine(line: string): { method: string; target: string; version: string } {
-  const parts = line.split(' ');
-  if (parts.length !== 3 || !TOKEN.test(parts[0]!) || parts[1]!.length === 0 || !/^HTTP\/\d\.\d$/.test(parts[2]!)) {
+  const firstSpace = line.indexOf(' ');
+  const secondSpace = firstSpace === -1 ? -1 : line.indexOf(' ', firstSpace + 1);
+  const methodText = line.slice(0, firstSpace);
+  const target = line.slice(firstSpace + 1, secondSpace);
+  const versionText = line.slice(secondSpace + 1);
+  if (
+    secondSpace === -1 ||
+    line.indexOf(' ', secondSpace + 1) !== -1 ||
+    !TOKEN.test(methodText) ||
+    target.length === 0 ||
+    !/^HTTP\/\d\.\d$/.test(versionText)
+  ) {
     throw new HeadParseError('malformed request line', 400);
   }
-  return { method: parts[0]!, target: parts[1]!, version: parts[2]! };
+  // The usual method and version as literals: a connection keeps its request, and literals are shared.
+  const method = methodText === 'GET' ? 'GET' : methodText;
+  const version = versionText === 'HTTP/1.1' ? 'HTTP/1.1' : versionText;
+  return { method, target, version };
 }
 
 /** `HTTP-version SP status-code SP [reason-phrase]` (RFC 9112 §4). */
@@ -155,11 +226,12 @@ export function parseStatusLine(line: string): { version: string; status: number
   return { version: match[1]!, status: Number(match[2]), reason: match[3] ?? '' };
 }
 
-/** Whether a comma-separated header value contains `token`, compared case-insensitively. */
+/** Whether a comma-separated header value contains `token` (given in lower case), compared case-insensitively. */
 export function hasToken(value: string | undefined, token: string): boolean {
   if (value === undefined) return false;
-  const wanted = token.toLowerCase();
-  return value.split(',').some((item) => item.trim().toLowerCase() === wanted);
+  // The usual value is the token alone: no list to split.
+  if (value.length === token.length && value.toLowerCase() === token) return true;
+  return value.split(',').some((item) => item.trim().toLowerCase() === token);
 }
 
 /** The items of a comma-separated header value, trimmed, empty ones dropped. */
@@ -190,16 +262,26 @@ export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? 'Unknown';
 }
 
-/** Serialise a response head (and body, if any) to bytes. */
+/** Serialise a response head (and body, if any) to bytes, written straight into one buffer. */
 export function serializeResponse(
   status: number,
   reason: string,
   headers: ReadonlyArray<readonly [string, string]>,
   body?: Uint8Array,
 ): Buffer {
-  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  head += '\r\n';
-  if (!body || body.length === 0) return Buffer.from(head, 'latin1');
-  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
+  const statusLine = `HTTP/1.1 ${status} ${reason}\r\n`;
+  let size = statusLine.length + 2 + (body?.length ?? 0);
+  for (let i = 0; i < headers.length; i++) size += headers[i]![0].length + headers[i]![1].length + 4;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write(statusLine, 0, 'latin1');
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i]!;
+    at += out.write(header[0], at, 'latin1');
+    at += out.write(': ', at, 'latin1');
+    at += out.write(header[1], at, 'latin1');
+    at += out.write('\r\n', at, 'latin1');
+  }
+  at += out.write('\r\n', at, 'latin1');
+  if (body !== undefined && body.length > 0) out.set(body, at);
+  return out;
 }

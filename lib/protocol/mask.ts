@@ -10,30 +10,51 @@ const SIMD_THRESHOLD = 2048;
 const WORD_THRESHOLD = 128;
 
 /**
+ * The four bytes of a masking key in one 32-bit integer, the first byte in
+ * the low bits: a connection keeps one number instead of an array.
+ */
+export function packMask(mask: ArrayLike<number>): number {
+  return mask[0]! | (mask[1]! << 8) | (mask[2]! << 16) | (mask[3]! << 24);
+}
+
+/** Byte `index` (taken modulo 4) of a packed key. */
+function keyByte(key: number, index: number): number {
+  return (key >>> ((index & 3) << 3)) & 0xff;
+}
+
+/**
  * XOR `data` in place with the 4-byte `mask`, starting at byte `maskOffset`
  * (0–3) of the mask, so that a frame's payload can be unmasked piece by piece
- * as it arrives. Allocates nothing for short payloads; long ones go through a
- * 32-bit view, four bytes per operation.
+ * as it arrives.
  */
 export function applyMask(data: Uint8Array, mask: ArrayLike<number>, maskOffset = 0): void {
+  maskWithKey(data, packMask(mask), maskOffset);
+}
+
+/**
+ * applyMask with the key packed by packMask(). Allocates nothing for short
+ * payloads; longer ones go through a 32-bit view, four bytes per operation,
+ * and long ones through WebAssembly SIMD.
+ */
+export function maskWithKey(data: Uint8Array, key: number, maskOffset: number): void {
   const length = data.length;
-  const m0 = mask[maskOffset & 3]!;
-  const m1 = mask[(maskOffset + 1) & 3]!;
-  const m2 = mask[(maskOffset + 2) & 3]!;
-  const m3 = mask[(maskOffset + 3) & 3]!;
+  const m0 = keyByte(key, maskOffset);
+  const m1 = keyByte(key, maskOffset + 1);
+  const m2 = keyByte(key, maskOffset + 2);
+  const m3 = keyByte(key, maskOffset + 3);
   let i = 0;
   if (length >= SIMD_THRESHOLD && simdMasker !== null) {
-    maskWithSimd(data, mask, maskOffset);
+    maskWithSimd(data, m0, m1, m2, m3);
     return;
   }
   if (length >= WORD_THRESHOLD) {
     // Bytes up to the first 4-byte-aligned address, so the word view is legal.
     const head = (4 - (data.byteOffset & 3)) & 3;
-    for (; i < head; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
-    const r0 = mask[(maskOffset + i) & 3]!;
-    const r1 = mask[(maskOffset + i + 1) & 3]!;
-    const r2 = mask[(maskOffset + i + 2) & 3]!;
-    const r3 = mask[(maskOffset + i + 3) & 3]!;
+    for (; i < head; i++) data[i]! ^= keyByte(key, maskOffset + i);
+    const r0 = keyByte(key, maskOffset + i);
+    const r1 = keyByte(key, maskOffset + i + 1);
+    const r2 = keyByte(key, maskOffset + i + 2);
+    const r3 = keyByte(key, maskOffset + i + 3);
     // Signed 32-bit words: the XOR stays in small-integer arithmetic (an unsigned word above
     // 2^31 would turn every element into a floating-point number on the way).
     const word = LITTLE_ENDIAN ? r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) : (r0 << 24) | (r1 << 16) | (r2 << 8) | r3;
@@ -49,7 +70,7 @@ export function applyMask(data: Uint8Array, mask: ArrayLike<number>, maskOffset 
     }
     for (; w < wordCount; w++) words[w]! ^= word;
     i += wordCount << 2;
-    for (; i < length; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
+    for (; i < length; i++) data[i]! ^= keyByte(key, maskOffset + i);
     return;
   }
   const whole = length & ~3;
@@ -68,16 +89,16 @@ export function applyMask(data: Uint8Array, mask: ArrayLike<number>, maskOffset 
  * Unmask `data[start…end)` in place (when `mask` is given) and tell whether
  * every byte is ASCII, in one pass: short text needs no further UTF-8 check.
  */
-export function unmaskAscii(data: Uint8Array, start: number, end: number, mask: ArrayLike<number> | null): boolean {
+export function unmaskAscii(data: Uint8Array, start: number, end: number, key: number | null): boolean {
   let seen = 0;
-  if (mask === null) {
+  if (key === null) {
     for (let i = start; i < end; i++) seen |= data[i]!;
     return seen < 0x80;
   }
-  const m0 = mask[0]!;
-  const m1 = mask[1]!;
-  const m2 = mask[2]!;
-  const m3 = mask[3]!;
+  const m0 = key & 0xff;
+  const m1 = (key >>> 8) & 0xff;
+  const m2 = (key >>> 16) & 0xff;
+  const m3 = key >>> 24;
   let i = start;
   const whole = start + ((end - start) & ~3);
   for (; i < whole; i += 4) {
@@ -93,13 +114,9 @@ export function unmaskAscii(data: Uint8Array, start: number, end: number, mask: 
 }
 
 /** Mask through the SIMD module, a window at a time; the last (length mod 16) bytes in JavaScript. */
-function maskWithSimd(data: Uint8Array, mask: ArrayLike<number>, maskOffset: number): void {
+function maskWithSimd(data: Uint8Array, b0: number, b1: number, b2: number, b3: number): void {
   const masker = simdMasker!;
-  // Window starts are multiples of 16, so every window uses the key rotated by maskOffset.
-  const b0 = mask[maskOffset & 3]!;
-  const b1 = mask[(maskOffset + 1) & 3]!;
-  const b2 = mask[(maskOffset + 2) & 3]!;
-  const b3 = mask[(maskOffset + 3) & 3]!;
+  // b0…b3: the key rotated to the mask offset; window starts are multiples of 16, so every window uses it.
   // WebAssembly memory is little-endian whatever the machine.
   const key = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
   const length = data.length;
@@ -111,5 +128,8 @@ function maskWithSimd(data: Uint8Array, mask: ArrayLike<number>, maskOffset: num
     masker.mask(0, size, key);
     data.set(memory.subarray(0, size), at);
   }
-  for (let i = whole; i < length; i++) data[i]! ^= mask[(maskOffset + i) & 3]!;
+  for (let i = whole; i < length; i++) {
+    const k = i & 3;
+    data[i]! ^= k === 0 ? b0 : k === 1 ? b1 : k === 2 ? b2 : b3;
+  }
 }

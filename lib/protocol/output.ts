@@ -16,7 +16,8 @@ let slabUsed = 0;
 export class OutputQueue {
   /** The buffer `reserve()` returned an offset into. */
   target: Buffer = slab;
-  private chunks: Uint8Array[] = [];
+  /** Created on first use: an idle connection holds none. */
+  private chunks: Uint8Array[] | null = null;
   private region: Buffer | null = null;
   private regionStart = 0;
   private regionEnd = 0;
@@ -42,21 +43,21 @@ export class OutputQueue {
   /** Append a chunk of its own (a large payload, the EOF marker). */
   push(chunk: Uint8Array): void {
     this.closeRegion();
-    this.chunks.push(chunk);
+    (this.chunks ??= []).push(chunk);
   }
 
   /** Everything queued since the last call. */
   take(): readonly Uint8Array[] {
     this.closeRegion();
     const chunks = this.chunks;
-    if (chunks.length === 0) return NOTHING;
-    this.chunks = [];
+    if (chunks === null) return NOTHING;
+    this.chunks = null;
     return chunks;
   }
 
   private closeRegion(): void {
     if (this.region !== null) {
-      this.chunks.push(this.region.subarray(this.regionStart, this.regionEnd));
+      (this.chunks ??= []).push(this.region.subarray(this.regionStart, this.regionEnd));
       this.region = null;
     }
   }

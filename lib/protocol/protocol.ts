@@ -2,7 +2,7 @@ import { ChunkQueue } from './chunks.js';
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
 import { InvalidStateError, ProtocolError, type HandshakeError } from './errors.js';
 import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
-import { applyMask, unmaskAscii } from './mask.js';
+import { applyMask, maskWithKey, unmaskAscii } from './mask.js';
 import { OutputQueue, SLAB_FRAME_LIMIT } from './output.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
@@ -67,7 +67,8 @@ export abstract class Protocol {
   readonly maxPayload: number;
 
   protected readonly queue = new ChunkQueue();
-  protected events: ProtocolEvent[] = [];
+  /** Created on first use and handed out whole by eventsReceived(): an idle connection holds none. */
+  private events: ProtocolEvent[] | null = null;
   private readonly output = new OutputQueue();
   private eofSent = false;
   private eofReceived = false;
@@ -84,10 +85,10 @@ export abstract class Protocol {
   private inPayload = false;
   private payloadRemaining = 0;
   private maskOffset = 0;
-  private controlPieces: Buffer[] = [];
+  private controlPieces: Buffer[] | null = null;
   /** TEXT or BINARY while a message is being received, else 0. */
   private messageOpcode = 0;
-  private messagePieces: Buffer[] = [];
+  private messagePieces: Buffer[] | null = null;
   private messageLength = 0;
   /** Only messages spread over several pieces need one; created on first use. */
   private utf8: Utf8Validator | null = null;
@@ -128,8 +129,8 @@ export abstract class Protocol {
   /** Events parsed since the last call, in order. */
   eventsReceived(): readonly ProtocolEvent[] {
     const events = this.events;
-    if (events.length === 0) return NOTHING;
-    this.events = [];
+    if (events === null) return NOTHING;
+    this.events = null;
     return events;
   }
 
@@ -238,6 +239,11 @@ export abstract class Protocol {
     }
   }
 
+  protected emit(event: ProtocolEvent): void {
+    if (this.events === null) this.events = [event];
+    else this.events.push(event);
+  }
+
   protected abstract receiveHandshakeData(chunk: Buffer): void;
 
   /** The mask for the next frame: a fresh random key on the client, none on the server. */
@@ -278,8 +284,8 @@ export abstract class Protocol {
   protected discardInput(): void {
     this.discarding = true;
     this.queue.clear();
-    this.messagePieces = [];
-    this.controlPieces = [];
+    this.messagePieces = null;
+    this.controlPieces = null;
   }
 
   private assertCanSendData(): void {
@@ -358,18 +364,18 @@ export abstract class Protocol {
         if (queue.length === 0) return;
         const piece = queue.takeUpTo(this.payloadRemaining);
         if (header.masked) {
-          applyMask(piece, header.mask, this.maskOffset);
+          maskWithKey(piece, header.maskKey, this.maskOffset);
           this.maskOffset = (this.maskOffset + piece.length) & 3;
         }
         this.payloadRemaining -= piece.length;
         if (control) {
-          this.controlPieces.push(piece);
+          (this.controlPieces ??= []).push(piece);
         } else {
           // §8.1: fail as soon as the text can no longer be UTF-8, mid-frame included.
           if (this.messageOpcode === Opcode.TEXT && !(this.utf8 ??= new Utf8Validator()).feed(piece)) {
             throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
           }
-          this.messagePieces.push(piece);
+          (this.messagePieces ??= []).push(piece);
         }
       }
       this.inPayload = false;
@@ -384,18 +390,18 @@ export abstract class Protocol {
     let data: Message;
     if (header.opcode === Opcode.TEXT && length <= SHORT_TEXT) {
       // Unmask and look for non-ASCII bytes in one pass; pure ASCII is valid UTF-8.
-      const ascii = unmaskAscii(chunk, start, end, header.masked ? header.mask : null);
+      const ascii = unmaskAscii(chunk, start, end, header.masked ? header.maskKey : null);
       if (ascii) data = chunk.toString('latin1', start, end);
       else data = this.decodeText(chunk.subarray(start, end));
     } else {
       const view = chunk.subarray(start, end);
-      if (header.masked) applyMask(view, header.mask, 0);
+      if (header.masked) maskWithKey(view, header.maskKey, 0);
       data = header.opcode === Opcode.TEXT ? this.decodeText(view) : view;
     }
     this.queue.skip(length);
     this.messageOpcode = 0;
     this.messageLength = 0;
-    this.events.push({ type: 'message', data });
+    this.emit({ type: 'message', data });
   }
 
   private decodeText(bytes: Buffer): string {
@@ -423,7 +429,7 @@ export abstract class Protocol {
         if (payloadLength > MAX_CONTROL_PAYLOAD) {
           throw new ProtocolError('control frame payload over 125 bytes', CloseCode.PROTOCOL_ERROR);
         }
-        this.controlPieces = [];
+        this.controlPieces = null;
         return;
       case Opcode.CONTINUATION:
         if (this.messageOpcode === 0) {
@@ -449,32 +455,31 @@ export abstract class Protocol {
 
   private completeMessage(): void {
     const pieces = this.messagePieces;
-    const data =
-      pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces, this.messageLength);
+    const data = pieces === null ? EMPTY : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.messageLength);
     const text = this.messageOpcode === Opcode.TEXT;
-    this.messagePieces = [];
+    this.messagePieces = null;
     this.messageOpcode = 0;
     this.messageLength = 0;
     if (text) {
       if (this.utf8 !== null && !this.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
-      this.events.push({ type: 'message', data: data.toString('utf8') });
+      this.emit({ type: 'message', data: data.toString('utf8') });
     } else {
-      this.events.push({ type: 'message', data });
+      this.emit({ type: 'message', data });
     }
   }
 
   private completeControlFrame(): void {
     const pieces = this.controlPieces;
-    const payload = pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces);
-    this.controlPieces = [];
+    const payload = pieces === null ? EMPTY : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+    this.controlPieces = null;
     switch (this.header.opcode) {
       case Opcode.PING:
-        this.events.push({ type: 'ping', data: payload });
+        this.emit({ type: 'ping', data: payload });
         // §5.5.2: answer every ping with a pong carrying the same bytes.
         if (this.state === State.OPEN) this.sendFrame(Opcode.PONG, payload);
         return;
       case Opcode.PONG:
-        this.events.push({ type: 'pong', data: payload });
+        this.emit({ type: 'pong', data: payload });
         return;
       default:
         this.receiveClose(payload);
@@ -484,7 +489,7 @@ export abstract class Protocol {
   private receiveClose(payload: Buffer): void {
     const close = decodeClosePayload(payload);
     this.closeReceived = close;
-    this.events.push({ type: 'close', code: close.code, reason: close.reason });
+    this.emit({ type: 'close', code: close.code, reason: close.reason });
     // §1.4: nothing after a close frame is processed.
     this.discardInput();
     // §5.5.1: answer with a close frame echoing the (validated) code and reason, unless we sent one first.

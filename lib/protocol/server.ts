@@ -122,7 +122,7 @@ export class ServerProtocol extends Protocol {
       this.head = null;
       this.request = toHandshakeRequest(complete.head);
       this.queue.push(complete.rest);
-      this.events.push({ type: 'request', request: this.request });
+      this.emit({ type: 'request', request: this.request });
     } catch (error) {
       if (!(error instanceof HeadParseError)) throw error;
       this.refuse(error.status, error.message);
@@ -145,9 +145,12 @@ export class ServerProtocol extends Protocol {
 
 const NONE: readonly string[] = Object.freeze([]);
 
+/** `name` in lower case. */
 function headerValue(response: HandshakeResponse, name: string): string | null {
-  for (const [key, value] of response.headers) {
-    if (key.toLowerCase() === name) return value;
+  const headers = response.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const key = headers[i]![0];
+    if (key.length === name.length && key.toLowerCase() === name) return headers[i]![1];
   }
   return null;
 }

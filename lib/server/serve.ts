@@ -40,7 +40,8 @@ const DEFAULTS = {
 export class Server {
   /** Connections that completed the handshake and are not closed yet. */
   readonly connections = new Set<WSConnection>();
-  private readonly sockets = new Set<Connection>();
+  /** Sockets whose handshake is not done yet; a connection moves to `connections` when it opens. */
+  private readonly handshaking = new Set<Connection>();
   private readonly handler: ConnectionHandler;
   private readonly listener: TCPListener;
   private readonly settings: typeof DEFAULTS;
@@ -86,11 +87,9 @@ export class Server {
     const drained = new Promise<void>((resolve) => {
       this.idle = resolve;
     });
-    for (const conn of this.sockets) {
-      if (conn.protocol.state === State.CONNECTING) conn.socket.destroy();
-      else conn.close(code, reason);
-    }
-    if (this.sockets.size === 0) this.idle?.();
+    for (const conn of this.handshaking) conn.socket.destroy();
+    for (const conn of this.connections) conn.close(code, reason);
+    if (this.handshaking.size === 0 && this.connections.size === 0) this.idle?.();
     this.closing = Promise.all([stopped, drained]).then(() => undefined);
     return this.closing;
   }
@@ -102,7 +101,7 @@ export class Server {
     }
     const protocol = new ServerProtocol(this.options);
     const conn = new Connection(socket, protocol, this.settings);
-    this.sockets.add(conn);
+    this.handshaking.add(conn);
     conn.startDeadline(this.settings.handshakeTimeout);
     conn.onHandshake = this.handshakeReceived;
     conn.onSocketClosed = this.socketClosed;
@@ -112,14 +111,13 @@ export class Server {
   private readonly handshakeReceived = (conn: Connection, event: HandshakeEvent): void => {
     if (event.type !== 'request') return;
     conn.clearDeadline();
-    conn.request = event.request;
     this.answer(conn, event.request);
   };
 
   private readonly socketClosed = (conn: Connection): void => {
-    this.sockets.delete(conn);
-    this.connections.delete(conn);
-    if (this.sockets.size === 0) this.idle?.();
+    // Only one of the two holds it: no need to know which.
+    if (!this.handshaking.delete(conn)) this.connections.delete(conn);
+    if (this.handshaking.size === 0 && this.connections.size === 0) this.idle?.();
   };
 
   /** Decide the handshake: policy checks first, then the RFC checks of accept(). */
@@ -135,6 +133,7 @@ export class Server {
     }
     protocol.sendResponse(response);
     if (protocol.state === State.OPEN) {
+      this.handshaking.delete(conn);
       this.connections.add(conn);
       conn.open(this.handler);
     }
