@@ -55,6 +55,8 @@ export interface Config {
   /** Measurements during which other processes took more of a core than this were repeated. */
   maxNoisePct: number;
   retries: number;
+  /** Which load generator ran which scenarios. */
+  loadgen: string;
 }
 
 export function spread(values: number[]): Spread | null {

@@ -15,12 +15,14 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Report, summarize, type Cell, type Machine, type RunRecord } from './report.js';
 import { SCENARIOS, SERVER_NAMES, scenarioNamed, type LoadgenResult, type Scenario, type ServerName } from './scenarios.js';
-import { machineTicks } from './wire.js';
+import { ACCEPT, machineTicks } from './wire.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BENCH = join(ROOT, 'bench');
 const RESULTS = join(BENCH, 'results');
 const LOADGEN = join(ROOT, 'dist', 'bench', 'loadgen.js');
+const NATIVE_LOADGEN_SOURCE = join(BENCH, 'loadgen.c');
+const NATIVE_LOADGEN = join(ROOT, 'dist', 'bench', 'loadgen-c');
 const SERVER_CORE = 0;
 const LOADGEN_CORE = 1;
 /** Longest wait for the machine to quieten down before a measurement. */
@@ -42,6 +44,9 @@ ${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).j
                     --retries N more times (default 2), and the quietest attempt is kept.
                     Before each measurement the runner waits up to ${QUIET_WAIT_MS / 1000} s for the machine to
                     be that quiet.
+  --loadgen KIND    c (default): the load generator in C (bench/loadgen.c, compiled here with cc)
+                    for the timed scenarios, loadgen.ts for idle; node: loadgen.ts for all.
+                    Without a C compiler the runner uses node and says so.
   --help            this text
 
 The peers (ws + bufferutil + utf-8-validate, Bun) are installed into bench/node_modules
@@ -268,6 +273,8 @@ interface Options {
   /** % of one core that other processes may use during a measurement before it is repeated. */
   maxNoise: number;
   retries: number;
+  /** Run the timed scenarios with the load generator in C (when it compiled) or all with loadgen.ts. */
+  loadgen: 'c' | 'node';
 }
 
 async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, options: Options, launcher: Launcher): Promise<RunRecord> {
@@ -276,20 +283,8 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
   try {
     const started = await startServer(spec, launcher);
     server = started.child;
-    const args = [
-      process.execPath,
-      LOADGEN,
-      '--scenario',
-      scenario.name,
-      '--port',
-      String(started.port),
-      '--warmup',
-      String(options.warmup),
-      '--duration',
-      String(options.duration),
-      '--server-pid',
-      String(server.pid),
-    ];
+    const common = ['--port', String(started.port), '--warmup', String(options.warmup), '--duration', String(options.duration), '--server-pid', String(server.pid)];
+    const args = loadgenCommand(scenario, options.loadgen, common);
     if (spec.name === 'raw') args.push('--raw');
     loadgen = launch(args, LOADGEN_CORE, launcher);
     const limit = (options.warmup + options.duration + scenario.slack) * 1000;
@@ -307,13 +302,44 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
       const serverSays = (server.stderr || server.stdout).trim().slice(-300);
       return { run, ok: false, error: `${result.error}${server.running ? '' : ' (the server exited)'}${serverSays ? `; server output: ${serverSays}` : ''}` };
     }
-    return { run, ok: true, metrics: result.metrics, loadgenCpu: result.loadgenCpu, serverCpu: result.serverCpu, details: result.details };
+    // The C load generator prints every figure under metrics: keep the scenario's, the rest are details.
+    const metrics: Record<string, number> = {};
+    const details: Record<string, number | string> = { ...result.details };
+    for (const [key, value] of Object.entries(result.metrics)) {
+      if (scenario.metrics.some((m) => m.key === key)) metrics[key] = value;
+      else details[key] = value;
+    }
+    return { run, ok: true, metrics, loadgenCpu: result.loadgenCpu, serverCpu: result.serverCpu, details };
   } catch (error) {
     return { run, ok: false, error: error instanceof Error ? error.message : String(error) };
   } finally {
     if (loadgen !== undefined) await stop(loadgen);
     if (server !== undefined) await stop(server);
   }
+}
+
+/** The load generator's command line: the C one for echo and churn loads when asked for, else loadgen.ts. */
+function loadgenCommand(scenario: Scenario, kind: 'c' | 'node', common: string[]): string[] {
+  if (kind === 'c' && scenario.kind === 'echo') {
+    const { connections, inflight, size, binary, latency } = scenario;
+    const load = ['--connections', connections, '--inflight', inflight, '--size', size, '--binary', Number(binary), '--latency', Number(latency)];
+    return [NATIVE_LOADGEN, '--kind', 'echo', ...load.map(String), '--accept', ACCEPT, ...common];
+  }
+  if (kind === 'c' && scenario.kind === 'churn') {
+    return [NATIVE_LOADGEN, '--kind', 'churn', '--concurrency', String(scenario.concurrency), '--accept', ACCEPT, ...common];
+  }
+  return [process.execPath, LOADGEN, '--scenario', scenario.name, ...common];
+}
+
+/** Compile bench/loadgen.c into dist/bench/ unless the binary is newer; false (with a note) when that fails. */
+function buildNativeLoadgen(notes: string[]): boolean {
+  if (existsSync(NATIVE_LOADGEN) && statSync(NATIVE_LOADGEN).mtimeMs >= statSync(NATIVE_LOADGEN_SOURCE).mtimeMs) return true;
+  mkdirSync(dirname(NATIVE_LOADGEN), { recursive: true });
+  const compiler = process.env.CC ?? 'cc';
+  const result = spawnSync(compiler, ['-O2', '-Wall', '-Wextra', '-o', NATIVE_LOADGEN, NATIVE_LOADGEN_SOURCE], { encoding: 'utf8' });
+  if (result.status === 0) return true;
+  notes.push(`the C load generator did not compile (${compiler}: ${(result.error?.message ?? result.stderr).trim().slice(0, 300)}); using loadgen.ts for every scenario`);
+  return false;
 }
 
 /** CPU used by the whole machine over `ms`, % of one core (while no child of ours runs: other people's load). */
@@ -402,6 +428,7 @@ function parseOptions(argv: string[]): { scenarios: Scenario[]; servers: ServerN
       warmup: { type: 'string', default: '1' },
       'max-noise': { type: 'string', default: '40' },
       retries: { type: 'string', default: '2' },
+      loadgen: { type: 'string', default: 'c' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -432,8 +459,14 @@ function parseOptions(argv: string[]): { scenarios: Scenario[]; servers: ServerN
       warmup: number('warmup', values.warmup, 0, 30, false),
       maxNoise: number('max-noise', values['max-noise'], 0, 200, false),
       retries: number('retries', values.retries, 0, 10, true),
+      loadgen: loadgenKind(values.loadgen),
     },
   };
+}
+
+function loadgenKind(text: string): 'c' | 'node' {
+  if (text !== 'c' && text !== 'node') throw new RangeError('--loadgen must be c or node');
+  return text;
 }
 
 async function main(): Promise<number> {
@@ -443,6 +476,7 @@ async function main(): Promise<number> {
   ensurePeers();
   const setupNotes: string[] = [];
   const launcher = detectLauncher(setupNotes);
+  if (options.loadgen === 'c' && !buildNativeLoadgen(setupNotes)) options.loadgen = 'node';
   const versions: Record<string, string> = {};
   const specs = serverSpecs(versions);
   const servers = parsed.servers ?? [...SERVER_NAMES];
@@ -454,7 +488,8 @@ async function main(): Promise<number> {
     const spec = specs.get(name)!;
     if (spec.command === null) console.log(`note: ${name} not available: ${spec.reason}`);
   }
-  console.log(`${options.runs} run(s) × ${options.warmup} s warm-up + ${options.duration} s per scenario and server\n`);
+  const loadgenText = options.loadgen === 'c' ? 'load generator in C (loadgen.c; idle: loadgen.ts)' : 'load generator loadgen.ts';
+  console.log(`${options.runs} run(s) × ${options.warmup} s warm-up + ${options.duration} s per scenario and server · ${loadgenText}\n`);
 
   const cells = new Map<string, Cell>();
   for (const scenario of scenarios) {
@@ -493,6 +528,7 @@ async function main(): Promise<number> {
     durationSeconds: options.duration,
     maxNoisePct: options.maxNoise,
     retries: options.retries,
+    loadgen: options.loadgen === 'c' ? 'loadgen.c for small, latency, medium, large, churn; loadgen.ts for idle' : 'loadgen.ts',
   });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report.json(), null, 2)}\n`);

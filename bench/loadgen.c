@@ -1,0 +1,547 @@
+/*
+ * The native load generator: the same loads as loadgen.ts (echo and churn
+ * kinds), written in C on epoll so that it needs far less CPU per message
+ * and per connection than any server it measures. The runner (run.ts)
+ * compiles it with the system C compiler into dist/bench/ and passes every
+ * scenario parameter on the command line; without a compiler it falls back
+ * to loadgen.ts.
+ *
+ *   loadgen-c --kind echo --port P --connections N --inflight N --size N
+ *             --binary 0|1 --latency 0|1 [--raw] --accept ACCEPT
+ *             [--warmup S] [--duration S] [--server-pid PID]
+ *   loadgen-c --kind churn --port P --concurrency N --accept ACCEPT ...
+ *
+ * ACCEPT is the Sec-WebSocket-Accept value for the fixed key below (the
+ * runner computes it; no SHA-1 here). Prints one JSON line and exits: the
+ * same fields as loadgen.ts prints, every figure under "metrics"; the runner
+ * keeps those its scenario reports.
+ *
+ * What it sends and expects, byte for byte, matches wire.ts: the request,
+ * the fixed mask, the payload pattern, the close frame.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define HEAD_MAX 16384
+#define READ_SIZE (256 * 1024)
+#define SETUP_SECONDS 60.0
+#define MAX_SAMPLES (1 << 21)
+
+static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
+
+/* ------------------------------------------------------------ options */
+
+static const char *kind = "";
+static int port, connections = 1, inflight = 1, size = 32, binary, latency, raw_echo, concurrency = 50;
+static double warmup_s = 1, duration_s = 5;
+static long server_pid = -1;
+static const char *accept_value = "";
+
+static void finish_fail(const char *fmt, ...) {
+  char message[512];
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(message, sizeof message, fmt, args);
+  va_end(args);
+  /* Messages are ours: no quotes or backslashes to escape. */
+  printf("{\"ok\":false,\"error\":\"%s\"}\n", message);
+  fflush(stdout);
+  exit(1);
+}
+
+static void parse_args(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--raw") == 0) { raw_echo = 1; continue; }
+    if (v == NULL) finish_fail("option %s needs a value", a);
+    i++;
+    if (strcmp(a, "--kind") == 0) kind = v;
+    else if (strcmp(a, "--port") == 0) port = atoi(v);
+    else if (strcmp(a, "--connections") == 0) connections = atoi(v);
+    else if (strcmp(a, "--inflight") == 0) inflight = atoi(v);
+    else if (strcmp(a, "--size") == 0) size = atoi(v);
+    else if (strcmp(a, "--binary") == 0) binary = atoi(v);
+    else if (strcmp(a, "--latency") == 0) latency = atoi(v);
+    else if (strcmp(a, "--concurrency") == 0) concurrency = atoi(v);
+    else if (strcmp(a, "--warmup") == 0) warmup_s = atof(v);
+    else if (strcmp(a, "--duration") == 0) duration_s = atof(v);
+    else if (strcmp(a, "--server-pid") == 0) server_pid = atol(v);
+    else if (strcmp(a, "--accept") == 0) accept_value = v;
+    else finish_fail("unknown option %s", a);
+  }
+  if (port <= 0 || accept_value[0] == '\0') finish_fail("--port and --accept are required");
+  if (connections < 1 || inflight < 1 || size < 0 || concurrency < 1) finish_fail("bad scenario parameters");
+}
+
+/* ------------------------------------------------------------ clocks and CPU */
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static double self_cpu_s(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+
+/* User + system time of a process in seconds, from /proc/PID/stat; -1 when unknown. */
+static double process_cpu_s(long pid) {
+  if (pid <= 0) return -1;
+  char path[64], text[2048];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  /* Fields after the command name, which is in parentheses and may hold spaces. */
+  char *p = strrchr(text, ')');
+  if (p == NULL) return -1;
+  unsigned long utime = 0, stime = 0;
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return -1;
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Busy (user + nice + system) and steal jiffies of the whole machine. */
+static void machine_ticks(double *busy, double *steal) {
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, st = 0;
+  FILE *f = fopen("/proc/stat", "r");
+  if (f != NULL) {
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle, &iowait, &irq, &softirq, &st) < 3) user = 0;
+    fclose(f);
+  }
+  *busy = (double)(user + nice + system);
+  *steal = (double)st;
+}
+
+struct window {
+  double t0, cpu0, server0, busy0, steal0;
+};
+
+static void window_open(struct window *w) {
+  w->t0 = now_s();
+  w->cpu0 = self_cpu_s();
+  w->server0 = process_cpu_s(server_pid);
+  machine_ticks(&w->busy0, &w->steal0);
+}
+
+/* Prints the JSON fields common to every result: CPU shares over the window, as % of one core. */
+static void window_print(const struct window *w, double *seconds_out) {
+  double seconds = now_s() - w->t0;
+  double loadgen = (self_cpu_s() - w->cpu0) / seconds * 100;
+  double server_now = process_cpu_s(server_pid);
+  double busy, steal;
+  machine_ticks(&busy, &steal);
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  double machine = (busy - w->busy0) / hz / seconds * 100;
+  printf("\"loadgenCpu\":%.2f,", loadgen);
+  if (server_pid > 0 && server_now >= 0 && w->server0 >= 0) {
+    double server = (server_now - w->server0) / seconds * 100;
+    double other = machine - loadgen - server;
+    printf("\"serverCpu\":%.2f,\"details\":{\"otherCpu\":%.2f,", server, other > 0 ? other : 0);
+  } else {
+    printf("\"serverCpu\":null,\"details\":{\"otherCpu\":\"unknown\",");
+  }
+  printf("\"stealCpu\":%.2f,\"loadgen\":\"c\"", (steal - w->steal0) / hz / seconds * 100);
+  *seconds_out = seconds;
+}
+
+/* ------------------------------------------------------------ bytes on the wire (as wire.ts) */
+
+static uint8_t *payload_bytes(int n, int is_binary) {
+  uint8_t *bytes = malloc(n > 0 ? n : 1);
+  uint32_t x = 0x9e3779b9u;
+  for (int i = 0; i < n; i++) {
+    x = x * 1664525u + 1013904223u;
+    bytes[i] = is_binary ? (uint8_t)(x >> 24) : (uint8_t)(0x61 + (x >> 24) % 26);
+  }
+  return bytes;
+}
+
+/* A final frame; masked with MASK when `masked`. Returns its length. */
+static size_t frame(uint8_t *out, int opcode, const uint8_t *data, size_t n, int masked) {
+  size_t at = 0;
+  out[at++] = (uint8_t)(0x80 | opcode);
+  uint8_t mask_bit = masked ? 0x80 : 0;
+  if (n < 126) {
+    out[at++] = mask_bit | (uint8_t)n;
+  } else if (n < 65536) {
+    out[at++] = mask_bit | 126;
+    out[at++] = (uint8_t)(n >> 8);
+    out[at++] = (uint8_t)n;
+  } else {
+    out[at++] = mask_bit | 127;
+    for (int shift = 56; shift >= 0; shift -= 8) out[at++] = (uint8_t)((uint64_t)n >> shift);
+  }
+  if (masked) {
+    memcpy(out + at, MASK, 4);
+    at += 4;
+  }
+  for (size_t i = 0; i < n; i++) out[at + i] = masked ? data[i] ^ MASK[i & 3] : data[i];
+  return at + n;
+}
+
+static char request[512];
+static size_t request_len;
+
+/* ------------------------------------------------------------ connections */
+
+enum { CONNECTING, HEAD, OPEN, DONE };
+
+struct conn {
+  int fd;
+  int state;
+  int want_out;
+  char *head;
+  size_t head_len;
+  /* echo: bytes of a reply received beyond whole replies, bytes of the first reply checked */
+  size_t partial, checked;
+  /* echo: bytes written so far and bytes owed (frames whose echo came back, not yet rewritten) */
+  uint64_t sent_total, owed;
+  double sent_at;
+  /* churn: the server's close frame has arrived */
+  int got_close;
+};
+
+static int epfd;
+static uint8_t *read_buffer;
+
+static void watch(struct conn *c, int op, int out) {
+  struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+  if (epoll_ctl(epfd, op, c->fd, &ev) != 0) finish_fail("epoll_ctl: %s", strerror(errno));
+  c->want_out = out;
+}
+
+static void open_conn(struct conn *c) {
+  memset(c, 0, sizeof *c);
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) finish_fail("socket: %s", strerror(errno));
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0 && errno != EINPROGRESS) {
+    finish_fail("connect: %s", strerror(errno));
+  }
+  c->state = CONNECTING;
+  watch(c, EPOLL_CTL_ADD, 1);
+}
+
+static void close_conn(struct conn *c) {
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+  free(c->head);
+  c->head = NULL;
+  c->state = DONE;
+}
+
+/* The socket connected: send the upgrade request. */
+static void on_connected(struct conn *c) {
+  int error = 0;
+  socklen_t len = sizeof error;
+  getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  if (error != 0) finish_fail("connect: %s", strerror(error));
+  if (write(c->fd, request, request_len) != (ssize_t)request_len) finish_fail("the upgrade request did not go out in one write");
+  c->state = HEAD;
+  c->head = malloc(HEAD_MAX);
+  watch(c, EPOLL_CTL_MOD, 0);
+}
+
+/* Case-insensitive search for `needle` (lower case) in `text`. */
+static const char *find_lower(const char *text, size_t n, const char *needle) {
+  size_t m = strlen(needle);
+  for (size_t i = 0; i + m <= n; i++) {
+    size_t k = 0;
+    while (k < m && (text[i + k] | (text[i + k] >= 'A' && text[i + k] <= 'Z' ? 0x20 : 0)) == needle[k]) k++;
+    if (k == m) return text + i;
+  }
+  return NULL;
+}
+
+/*
+ * Bytes of the handshake response. Returns the offset in read_buffer where
+ * frames start once the head is complete and valid, -1 while incomplete.
+ */
+static long on_head_bytes(struct conn *c, size_t n) {
+  if (c->head_len + n > HEAD_MAX) finish_fail("handshake response head over 16 KiB");
+  memcpy(c->head + c->head_len, read_buffer, n);
+  size_t before = c->head_len;
+  c->head_len += n;
+  const char *end = memmem(c->head, c->head_len, "\r\n\r\n", 4);
+  if (end == NULL) return -1;
+  size_t head_len = (size_t)(end - c->head) + 4;
+  if (strncmp(c->head, "HTTP/1.1 101", 12) != 0 || (c->head[12] != ' ' && c->head[12] != '\r')) {
+    finish_fail("handshake: not a 101");
+  }
+  const char *field = find_lower(c->head, head_len, "\r\nsec-websocket-accept:");
+  if (field == NULL) finish_fail("handshake: missing Sec-WebSocket-Accept");
+  field += strlen("\r\nsec-websocket-accept:");
+  while (*field == ' ' || *field == '\t') field++;
+  size_t accept_len = strlen(accept_value);
+  if (strncmp(field, accept_value, accept_len) != 0 || (field[accept_len] != '\r' && field[accept_len] != ' ')) {
+    finish_fail("handshake: wrong Sec-WebSocket-Accept");
+  }
+  free(c->head);
+  c->head = NULL;
+  c->state = OPEN;
+  return (long)(head_len - before);
+}
+
+/* ------------------------------------------------------------ echo */
+
+static uint8_t *burst, *expected;
+static size_t frame_len, reply_len, burst_len;
+static uint64_t received_bytes;
+static int opened, started, recording, stopped;
+static double *samples;
+static long sample_count;
+
+/* Write what is owed, from the periodic frame stream; wait for EPOLLOUT when the kernel is full. */
+static void flush_owed(struct conn *c) {
+  while (c->owed > 0) {
+    size_t offset = (size_t)(c->sent_total % frame_len);
+    size_t len = burst_len - offset;
+    if (len > c->owed) len = (size_t)c->owed;
+    ssize_t w = write(c->fd, burst + offset, len);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      finish_fail("write: %s", strerror(errno));
+    }
+    c->sent_total += (uint64_t)w;
+    c->owed -= (uint64_t)w;
+  }
+  int out = c->owed > 0;
+  if (out != c->want_out) watch(c, EPOLL_CTL_MOD, out);
+}
+
+static void on_echo_frames(struct conn *c, const uint8_t *bytes, size_t n) {
+  if (c->checked < reply_len) {
+    size_t k = reply_len - c->checked < n ? reply_len - c->checked : n;
+    if (memcmp(bytes, expected + c->checked, k) != 0) {
+      finish_fail("the first reply differs from the expected %zu-byte frame", reply_len);
+    }
+    c->checked += k;
+  }
+  received_bytes += n;
+  size_t total = c->partial + n;
+  size_t replies = total / reply_len;
+  c->partial = total - replies * reply_len;
+  if (replies == 0 || stopped) return;
+  if (replies > (size_t)inflight) finish_fail("%zu replies for %d messages in flight", replies, inflight);
+  if (latency) {
+    double t = now_s();
+    if (recording && sample_count < MAX_SAMPLES) samples[sample_count++] = t - c->sent_at;
+    c->sent_at = t;
+  }
+  c->owed += (uint64_t)replies * frame_len;
+  flush_owed(c);
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double quantile(double q) {
+  long i = (long)(q * sample_count + 0.999999) - 1;
+  if (i < 0) i = 0;
+  if (i >= sample_count) i = sample_count - 1;
+  return samples[i] * 1e6;
+}
+
+/* ------------------------------------------------------------ churn */
+
+static uint8_t close_frame[16];
+static size_t close_frame_len;
+static uint64_t completed, resets;
+
+/* Bytes after the handshake on a churn connection: the server's close frame. */
+static void on_churn_frames(struct conn *c, const uint8_t *bytes, size_t n) {
+  if (n == 0 || c->got_close) return;
+  if ((bytes[0] & 0x0f) != 0x8) finish_fail("expected a close frame, got first byte 0x%02x", bytes[0]);
+  c->got_close = 1;
+}
+
+static void churn_done(struct conn *c) {
+  if (!c->got_close) finish_fail("the server closed TCP without a close frame");
+  close_conn(c);
+  completed++;
+  if (!stopped) open_conn(c);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static void on_readable(struct conn *c, int is_churn) {
+  ssize_t n = read(c->fd, read_buffer, READ_SIZE);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    /* A server may reset instead of closing once the close frames crossed. */
+    if (is_churn && c->got_close && errno == ECONNRESET) {
+      resets++;
+      churn_done(c);
+      return;
+    }
+    finish_fail("read: %s", strerror(errno));
+  }
+  if (n == 0) {
+    if (is_churn && c->state == OPEN) {
+      churn_done(c);
+      return;
+    }
+    finish_fail("the server closed a connection (%s the handshake)", c->state == OPEN ? "after" : "during");
+  }
+  size_t start = 0;
+  if (c->state == HEAD) {
+    long at = on_head_bytes(c, (size_t)n);
+    if (at < 0) return;
+    start = (size_t)at;
+    if (is_churn) {
+      if (write(c->fd, close_frame, close_frame_len) != (ssize_t)close_frame_len) finish_fail("the close frame did not go out in one write");
+    } else if (++opened == connections) {
+      started = 1;
+    }
+  }
+  if (start < (size_t)n) {
+    if (is_churn) on_churn_frames(c, read_buffer + start, (size_t)n - start);
+    else on_echo_frames(c, read_buffer + start, (size_t)n - start);
+  }
+}
+
+static void dispatch(struct epoll_event *events, int count, int is_churn) {
+  for (int i = 0; i < count; i++) {
+    struct conn *c = events[i].data.ptr;
+    if (c->state == DONE) continue;
+    if (c->state == CONNECTING) {
+      if (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
+      continue;
+    }
+    if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c, is_churn);
+    if (c->state == OPEN && !is_churn && (events[i].events & EPOLLOUT)) flush_owed(c);
+  }
+}
+
+/* Run the loop until `until` (monotonic seconds). */
+static void loop_until(double until, int is_churn, int stop_when_started) {
+  static struct epoll_event events[1024];
+  for (;;) {
+    double left = until - now_s();
+    if (left <= 0) return;
+    if (stop_when_started && started) return;
+    int timeout = (int)(left * 1000) + 1;
+    int count = epoll_wait(epfd, events, 1024, timeout > 50 ? 50 : timeout);
+    if (count < 0) {
+      if (errno == EINTR) continue;
+      finish_fail("epoll_wait: %s", strerror(errno));
+    }
+    dispatch(events, count, is_churn);
+  }
+}
+
+static void run_echo(void) {
+  int opcode = binary ? 2 : 1;
+  uint8_t *body = payload_bytes(size, binary);
+  uint8_t *client = malloc((size_t)size + 14);
+  frame_len = frame(client, opcode, body, (size_t)size, 1);
+  expected = malloc((size_t)size + 14);
+  if (raw_echo) {
+    memcpy(expected, client, frame_len);
+    reply_len = frame_len;
+  } else {
+    reply_len = frame(expected, opcode, body, (size_t)size, 0);
+  }
+  /* inflight + 1 frames: from any offset inside the first, `inflight` whole frames follow. */
+  burst_len = frame_len * (size_t)(inflight + 1);
+  burst = malloc(burst_len);
+  for (int i = 0; i <= inflight; i++) memcpy(burst + frame_len * (size_t)i, client, frame_len);
+  if (latency) samples = malloc(sizeof(double) * MAX_SAMPLES);
+
+  struct conn *conns = calloc((size_t)connections, sizeof *conns);
+  for (int i = 0; i < connections; i++) open_conn(&conns[i]);
+  loop_until(now_s() + SETUP_SECONDS, 0, 1);
+  if (!started) finish_fail("setup took longer than %.0f s", SETUP_SECONDS);
+  for (int i = 0; i < connections; i++) {
+    conns[i].sent_at = now_s();
+    conns[i].owed = (uint64_t)inflight * frame_len;
+    flush_owed(&conns[i]);
+  }
+  loop_until(now_s() + warmup_s, 0, 0);
+  uint64_t bytes0 = received_bytes;
+  struct window w;
+  window_open(&w);
+  recording = 1;
+  loop_until(now_s() + duration_s, 0, 0);
+  recording = 0;
+  stopped = 1;
+  uint64_t bytes1 = received_bytes;
+  double messages = (double)(bytes1 - bytes0) / (double)reply_len;
+  if (messages < 1) finish_fail("no echo in the measured window");
+
+  printf("{\"ok\":true,");
+  double seconds;
+  window_print(&w, &seconds);
+  printf(",\"messages\":%.0f,\"seconds\":%.4f,\"replyFrameBytes\":%zu},", messages, seconds, reply_len);
+  printf("\"metrics\":{\"msgPerSec\":%.2f,\"mbPerSec\":%.3f", messages / seconds, messages * size / 1e6 / seconds);
+  if (latency && sample_count > 0) {
+    qsort(samples, (size_t)sample_count, sizeof(double), compare_doubles);
+    printf(",\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"samples\":%ld", quantile(0.5), quantile(0.9), quantile(0.99),
+           quantile(0.999), sample_count);
+  }
+  printf("}}\n");
+  fflush(stdout);
+  for (int i = 0; i < connections; i++) close_conn(&conns[i]);
+}
+
+static void run_churn(void) {
+  uint8_t code[2] = {0x03, 0xe8};
+  close_frame_len = frame(close_frame, 8, code, 2, 1);
+  struct conn *conns = calloc((size_t)concurrency, sizeof *conns);
+  for (int i = 0; i < concurrency; i++) open_conn(&conns[i]);
+  loop_until(now_s() + warmup_s, 1, 0);
+  uint64_t c0 = completed;
+  struct window w;
+  window_open(&w);
+  loop_until(now_s() + duration_s, 1, 0);
+  stopped = 1;
+  uint64_t c1 = completed;
+  if (c1 == c0) finish_fail("no handshake completed in the measured window");
+  printf("{\"ok\":true,");
+  double seconds;
+  window_print(&w, &seconds);
+  printf(",\"handshakes\":%llu,\"resets\":%llu,\"seconds\":%.4f},", (unsigned long long)(c1 - c0), (unsigned long long)resets, seconds);
+  printf("\"metrics\":{\"handshakesPerSec\":%.2f}}\n", (double)(c1 - c0) / seconds);
+  fflush(stdout);
+  for (int i = 0; i < concurrency; i++) close_conn(&conns[i]);
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  request_len = (size_t)snprintf(request, sizeof request,
+                                 "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                 "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                 port);
+  read_buffer = malloc(READ_SIZE);
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) finish_fail("epoll_create1: %s", strerror(errno));
+  if (strcmp(kind, "echo") == 0) run_echo();
+  else if (strcmp(kind, "churn") == 0) run_churn();
+  else finish_fail("--kind must be echo or churn");
+  return 0;
+}
