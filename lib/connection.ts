@@ -105,6 +105,8 @@ const PAUSED_FOR_DRAIN = 8;
 const PAUSED_FOR_INBOX = 16;
 /** The close timer runs. */
 const CLOSE_TIMER = 32;
+/** The socket has our 'drain' listener. */
+const DRAIN_LISTENER = 64;
 
 const OWNER = Symbol('resound.connection');
 type OwnedSocket = Socket & { [OWNER]: Connection };
@@ -179,7 +181,6 @@ export class Connection implements WSConnection {
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
-    socket.on('drain', onSocketDrain);
   }
 
   /** Drop the socket after `ms` unless cleared first (the server's handshake deadline). */
@@ -338,6 +339,11 @@ export class Connection implements WSConnection {
       // Stop reading while the peer is not reading what we send (echo floods).
       if (socket.writableNeedDrain && !this.has(PAUSED_FOR_DRAIN)) {
         this.flags |= PAUSED_FOR_DRAIN;
+        // Most connections never wait for a drain: the listener comes with the first wait.
+        if (!this.has(DRAIN_LISTENER)) {
+          this.flags |= DRAIN_LISTENER;
+          socket.on('drain', onSocketDrain);
+        }
         socket.pause();
       }
     } else if (batch !== null) {

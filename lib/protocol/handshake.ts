@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
 import {
   hasToken,
+  fieldLines,
   parseFieldLines,
   parseFields,
   parseRequestLine,
@@ -61,7 +62,8 @@ export class ReceivedRequest implements HandshakeRequest {
     readonly method: string,
     readonly target: string,
     readonly httpVersion: string,
-    private readonly fields: string,
+    /** The request head's text: the one thing kept while the connection lives. */
+    private readonly head: string,
     headers: HeaderFields | null = null,
   ) {
     this.cachedRaw = null;
@@ -82,11 +84,11 @@ export class ReceivedRequest implements HandshakeRequest {
   }
 
   get rawHeaders(): string[] {
-    return (this.cachedRaw ??= parseFieldLines(this.fields));
+    return (this.cachedRaw ??= parseFieldLines(fieldLines(this.head)));
   }
 
   get headers(): HeaderFields {
-    return (this.cachedHeaders ??= parseFields(this.fields));
+    return (this.cachedHeaders ??= parseFields(fieldLines(this.head)));
   }
 
   get subprotocols(): string[] {
@@ -125,7 +127,7 @@ export interface HandshakeProblem {
 
 export function toHandshakeRequest(head: ParsedHead): ReceivedRequest {
   const { method, target, version } = parseRequestLine(head.startLine);
-  return new ReceivedRequest(method, target, version, head.fields, head.headers);
+  return new ReceivedRequest(method, target, version, head.text, head.headers);
 }
 
 /** A 101 has no body; one shared empty array serves every handshake. */

@@ -33,8 +33,10 @@ export class ParsedHead {
   private raw: string[] | null = null;
 
   constructor(
+    /** The whole head as received, up to and without the empty line. */
+    readonly text: string,
     readonly startLine: string,
-    /** The header lines, as received (CRLF-separated), for parsing again later. */
+    /** The header lines, as received (CRLF-separated). */
     readonly fields: string,
     /** Lower-case names, repeats joined by ", ". */
     readonly headers: HeaderFields,
@@ -122,8 +124,8 @@ export class HeadCollector {
 function parseHead(text: string): ParsedHead {
   const firstBreak = text.indexOf('\r\n');
   const startLine = firstBreak === -1 ? text : text.slice(0, firstBreak);
-  const fields = firstBreak === -1 ? '' : text.slice(firstBreak + 2);
-  return new ParsedHead(startLine, fields, parseFields(fields));
+  const fields = fieldLines(text);
+  return new ParsedHead(text, startLine, fields, parseFields(fields));
 }
 
 /**
@@ -183,6 +185,12 @@ function addFolded(headers: HeaderFields, name: string, value: string): void {
 /** The header lines of a head (CRLF-separated) as alternating names and values, checked (RFC 9112 §5). */
 export function parseFieldLines(fields: string): string[] {
   return scanFields(fields, appendRaw, []);
+}
+
+/** The header lines of a head (its text without the start line). */
+export function fieldLines(text: string): string {
+  const firstBreak = text.indexOf('\r\n');
+  return firstBreak === -1 ? '' : text.slice(firstBreak + 2);
 }
 
 /** The header lines of a head as lower-case names and folded values, checked (RFC 9112 §5). */

@@ -44,7 +44,7 @@ export function maskWithKey(data: Uint8Array, key: number, maskOffset: number): 
   const m3 = keyByte(key, maskOffset + 3);
   let i = 0;
   if (length >= SIMD_THRESHOLD && simdMasker !== null) {
-    maskWithSimd(data, m0, m1, m2, m3);
+    maskWithSimd(data, data, 0, m0, m1, m2, m3);
     return;
   }
   if (length >= WORD_THRESHOLD) {
@@ -113,23 +113,46 @@ export function unmaskAscii(data: Uint8Array, start: number, end: number, key: n
   return seen < 0x80;
 }
 
-/** Mask through the SIMD module, a window at a time; the last (length mod 16) bytes in JavaScript. */
-function maskWithSimd(data: Uint8Array, b0: number, b1: number, b2: number, b3: number): void {
+/**
+ * Copy `source`, masked with the key packed by packMask() from byte
+ * `maskOffset` on, into `target` at `targetOffset`; `source` is left as it
+ * is. Long payloads make one trip through the SIMD module, so joining the
+ * pieces of a message and unmasking them costs two copies, not three.
+ */
+export function maskInto(source: Uint8Array, target: Uint8Array, targetOffset: number, key: number, maskOffset: number): void {
+  if (source.length >= SIMD_THRESHOLD && simdMasker !== null) {
+    const m0 = keyByte(key, maskOffset);
+    const m1 = keyByte(key, maskOffset + 1);
+    const m2 = keyByte(key, maskOffset + 2);
+    const m3 = keyByte(key, maskOffset + 3);
+    maskWithSimd(source, target, targetOffset, m0, m1, m2, m3);
+    return;
+  }
+  target.set(source, targetOffset);
+  maskWithKey(target.subarray(targetOffset, targetOffset + source.length), key, maskOffset);
+}
+
+/**
+ * XOR `source` into `target` at `targetOffset` through the SIMD module, a
+ * window at a time (in place when they are the same bytes); the last
+ * (length mod 16) bytes in JavaScript. b0…b3: the key rotated to the mask
+ * offset; window starts are multiples of 16, so every window uses it.
+ */
+function maskWithSimd(source: Uint8Array, target: Uint8Array, targetOffset: number, b0: number, b1: number, b2: number, b3: number): void {
   const masker = simdMasker!;
-  // b0…b3: the key rotated to the mask offset; window starts are multiples of 16, so every window uses it.
   // WebAssembly memory is little-endian whatever the machine.
   const key = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
-  const length = data.length;
+  const length = source.length;
   const whole = length & ~15;
   const memory = masker.window();
   for (let at = 0; at < whole; at += SIMD_WINDOW) {
     const size = Math.min(SIMD_WINDOW, whole - at);
-    memory.set(data.subarray(at, at + size), 0);
+    memory.set(source.subarray(at, at + size), 0);
     masker.mask(0, size, key);
-    data.set(memory.subarray(0, size), at);
+    target.set(memory.subarray(0, size), targetOffset + at);
   }
   for (let i = whole; i < length; i++) {
     const k = i & 3;
-    data[i]! ^= k === 0 ? b0 : k === 1 ? b1 : k === 2 ? b2 : b3;
+    target[targetOffset + i] = source[i]! ^ (k === 0 ? b0 : k === 1 ? b1 : k === 2 ? b2 : b3);
   }
 }

@@ -14,8 +14,6 @@ const NOTHING: readonly Uint8Array[] = Object.freeze([]);
 let slabUsed = 0;
 
 export class OutputQueue {
-  /** The buffer `reserve()` returned an offset into. */
-  target: Buffer = slab;
   /** Created on first use: an idle connection holds none. */
   private chunks: Uint8Array[] | null = null;
   private region: Buffer | null = null;
@@ -36,8 +34,12 @@ export class OutputQueue {
     const offset = slabUsed;
     slabUsed += size;
     this.regionEnd = slabUsed;
-    this.target = slab;
     return offset;
+  }
+
+  /** The buffer `reserve()` returned an offset into (the shared slab: no field per connection). */
+  get target(): Buffer {
+    return slab;
   }
 
   /** Append a chunk of its own (a large payload, the EOF marker). */

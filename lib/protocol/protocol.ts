@@ -2,7 +2,7 @@ import { ChunkQueue } from './chunks.js';
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
 import { InvalidStateError, ProtocolError, type HandshakeError } from './errors.js';
 import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
-import { applyMask, maskWithKey, unmaskAscii } from './mask.js';
+import { applyMask, maskInto, maskWithKey, unmaskAscii } from './mask.js';
 import { OutputQueue, SLAB_FRAME_LIMIT } from './output.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
@@ -92,6 +92,12 @@ export abstract class Protocol {
   private messageLength = 0;
   /** Only messages spread over several pieces need one; created on first use. */
   private utf8: Utf8Validator | null = null;
+  /**
+   * The message is one masked binary frame whose pieces are kept masked and
+   * unmasked while they are joined (one copy less); `maskKey` is its key.
+   */
+  private unmaskWhenJoined = false;
+  private joinKey = 0;
 
   constructor(
     readonly side: Side,
@@ -358,12 +364,15 @@ export abstract class Protocol {
         this.inPayload = true;
         this.payloadRemaining = header.payloadLength;
         this.maskOffset = 0;
+        // Binary needs no look at its bytes before it is whole (text is checked as it arrives).
+        this.unmaskWhenJoined = header.fin && header.masked && header.opcode === Opcode.BINARY;
+        this.joinKey = header.maskKey;
       }
       const control = isControlOpcode(header.opcode);
       while (this.payloadRemaining > 0) {
         if (queue.length === 0) return;
         const piece = queue.takeUpTo(this.payloadRemaining);
-        if (header.masked) {
+        if (header.masked && !(this.unmaskWhenJoined && !control)) {
           maskWithKey(piece, header.maskKey, this.maskOffset);
           this.maskOffset = (this.maskOffset + piece.length) & 3;
         }
@@ -455,9 +464,11 @@ export abstract class Protocol {
 
   private completeMessage(): void {
     const pieces = this.messagePieces;
-    const data = pieces === null ? EMPTY : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.messageLength);
+    const data =
+      pieces === null ? EMPTY : this.unmaskWhenJoined ? this.joinUnmasking(pieces) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.messageLength);
     const text = this.messageOpcode === Opcode.TEXT;
     this.messagePieces = null;
+    this.unmaskWhenJoined = false;
     this.messageOpcode = 0;
     this.messageLength = 0;
     if (text) {
@@ -466,6 +477,22 @@ export abstract class Protocol {
     } else {
       this.emit({ type: 'message', data });
     }
+  }
+
+  /** The pieces of a one-frame binary message, joined and unmasked in one pass. */
+  private joinUnmasking(pieces: Buffer[]): Buffer {
+    if (pieces.length === 1) {
+      maskWithKey(pieces[0]!, this.joinKey, 0);
+      return pieces[0]!;
+    }
+    const data = Buffer.allocUnsafe(this.messageLength);
+    let at = 0;
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i]!;
+      maskInto(piece, data, at, this.joinKey, at & 3);
+      at += piece.length;
+    }
+    return data;
   }
 
   private completeControlFrame(): void {
