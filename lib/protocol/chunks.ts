@@ -1,23 +1,29 @@
 /**
  * A queue of received byte chunks read from the front. Bytes are never copied
  * on the way in; a read copies only when it has to cross a chunk boundary.
+ * Most of the time it holds at most one chunk, so that one has a field of
+ * its own and the array behind it exists only while more are queued.
  */
 export class ChunkQueue {
-  private chunks: Buffer[] = [];
-  /** Read position inside `chunks[0]`. */
+  /** The front chunk, read from `offset` on. */
+  private first: Buffer | null = null;
+  /** The chunks after the first, in order; created on first use. */
+  private rest: Buffer[] | null = null;
+  /** Read position inside `first`. */
   private offset = 0;
   /** Unread bytes in the whole queue. */
   length = 0;
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
+    if (this.first === null) this.first = chunk;
+    else (this.rest ??= []).push(chunk);
     this.length += chunk.length;
   }
 
   /** The first chunk and the read offset in it, for callers that parse in place. */
   get head(): Buffer | undefined {
-    return this.chunks[0];
+    return this.first ?? undefined;
   }
 
   get headOffset(): number {
@@ -27,7 +33,12 @@ export class ChunkQueue {
   /** Byte at `index` from the read position; the caller checks `length` first. */
   peek(index: number): number {
     let i = this.offset + index;
-    for (const chunk of this.chunks) {
+    const first = this.first;
+    if (first !== null) {
+      if (i < first.length) return first[i]!;
+      i -= first.length;
+    }
+    for (const chunk of this.rest ?? []) {
       if (i < chunk.length) return chunk[i]!;
       i -= chunk.length;
     }
@@ -38,15 +49,13 @@ export class ChunkQueue {
   skip(count: number): void {
     this.length -= count;
     while (count > 0) {
-      const first = this.chunks[0]!;
-      const available = first.length - this.offset;
+      const available = this.first!.length - this.offset;
       if (count < available) {
         this.offset += count;
         return;
       }
       count -= available;
-      this.chunks.shift();
-      this.offset = 0;
+      this.dropFirst();
     }
   }
 
@@ -55,13 +64,12 @@ export class ChunkQueue {
    * chunk only, so it may be shorter than `max` even when more is queued.
    */
   takeUpTo(max: number): Buffer {
-    const first = this.chunks[0]!;
+    const first = this.first!;
     const available = first.length - this.offset;
     let piece: Buffer;
     if (max >= available) {
       piece = this.offset === 0 ? first : first.subarray(this.offset);
-      this.chunks.shift();
-      this.offset = 0;
+      this.dropFirst();
       this.length -= available;
     } else {
       piece = first.subarray(this.offset, this.offset + max);
@@ -73,17 +81,25 @@ export class ChunkQueue {
 
   /** All queued bytes, emptying the queue. */
   takeAll(): Buffer[] {
-    const rest = this.chunks;
-    if (rest.length > 0 && this.offset > 0) rest[0] = rest[0]!.subarray(this.offset);
-    this.chunks = [];
-    this.offset = 0;
-    this.length = 0;
-    return rest;
+    const all: Buffer[] = [];
+    if (this.first !== null) all.push(this.offset > 0 ? this.first.subarray(this.offset) : this.first);
+    if (this.rest !== null) all.push(...this.rest);
+    this.clear();
+    return all;
   }
 
   clear(): void {
-    this.chunks = [];
+    this.first = null;
+    this.rest = null;
     this.offset = 0;
     this.length = 0;
+  }
+
+  /** The next chunk becomes the first. */
+  private dropFirst(): void {
+    const rest = this.rest;
+    this.first = rest !== null && rest.length > 0 ? rest.shift()! : null;
+    if (rest !== null && rest.length === 0) this.rest = null;
+    this.offset = 0;
   }
 }

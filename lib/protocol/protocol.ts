@@ -48,6 +48,18 @@ const EOF_MARKER = new Uint8Array(0);
 const NOTHING: readonly never[] = Object.freeze([]);
 const EMPTY = Buffer.alloc(0);
 
+// Protocol flags.
+/** Our side of TCP is closed (the EOF marker was queued). */
+const EOF_SENT = 1;
+/** The peer closed its side of TCP. */
+const EOF_RECEIVED = 2;
+/** After failing or closing, input is dropped unread (§7.1.7). */
+const DISCARDING = 4;
+/** The header of the current frame was read; its payload is arriving. */
+const IN_PAYLOAD = 8;
+/** The current message is one masked binary frame kept masked until it is joined. */
+const UNMASK_WHEN_JOINED = 16;
+
 /** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
 const SHORT_TEXT = 256;
 
@@ -70,10 +82,8 @@ export abstract class Protocol {
   /** Created on first use and handed out whole by eventsReceived(): an idle connection holds none. */
   private events: ProtocolEvent[] | null = null;
   private readonly output = new OutputQueue();
-  private eofSent = false;
-  private eofReceived = false;
-  /** After failing or closing, input is dropped unread (§7.1.7). */
-  private discarding = false;
+  /** EOF_SENT | EOF_RECEIVED | DISCARDING | IN_PAYLOAD | UNMASK_WHEN_JOINED: one field for five booleans. */
+  private flags = 0;
   /**
    * The close frame owed to the peer (our reply to its close, or the failure
    * code), sent with the next dataToSend(): whatever the application sends
@@ -82,7 +92,6 @@ export abstract class Protocol {
   private pendingClose: { payload: Buffer; info: CloseInfo } | null = null;
 
   private readonly header = new FrameHeaderReader();
-  private inPayload = false;
   private payloadRemaining = 0;
   private maskOffset = 0;
   private controlPieces: Buffer[] | null = null;
@@ -92,12 +101,7 @@ export abstract class Protocol {
   private messageLength = 0;
   /** Only messages spread over several pieces need one; created on first use. */
   private utf8: Utf8Validator | null = null;
-  /**
-   * The message is one masked binary frame whose pieces are kept masked and
-   * unmasked while they are joined (one copy less); `maskKey` is its key.
-   */
-  private unmaskWhenJoined = false;
-  private joinKey = 0;
+
 
   constructor(
     readonly side: Side,
@@ -112,7 +116,7 @@ export abstract class Protocol {
    * ownership: it may unmask them in place and hand out views of them.
    */
   receiveData(data: Uint8Array): void {
-    if (this.discarding || this.eofReceived) return;
+    if (this.has(DISCARDING | EOF_RECEIVED)) return;
     const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.state === State.CONNECTING) {
       this.receiveHandshakeData(chunk);
@@ -124,12 +128,12 @@ export abstract class Protocol {
 
   /** The peer closed its side of the TCP connection. */
   receiveEof(): void {
-    if (this.eofReceived) return;
-    this.eofReceived = true;
+    if (this.has(EOF_RECEIVED)) return;
+    this.flags |= EOF_RECEIVED;
     this.discardInput();
     this.sendPendingClose();
     this.state = State.CLOSED;
-    if (!this.eofSent) this.sendEof();
+    if (!this.has(EOF_SENT)) this.sendEof();
   }
 
   /** Events parsed since the last call, in order. */
@@ -148,7 +152,7 @@ export abstract class Protocol {
 
   /** True once the TCP connection should close soon: the I/O layer starts its close timer. */
   closeExpected(): boolean {
-    return this.state === State.CLOSING || this.eofSent || this.pendingClose !== null;
+    return this.state === State.CLOSING || this.has(EOF_SENT) || this.pendingClose !== null;
   }
 
   /**
@@ -222,7 +226,7 @@ export abstract class Protocol {
     this.closeSent = { code, reason: code === CloseCode.NO_STATUS ? '' : reason };
     this.state = State.CLOSING;
     // The peer already closed (or was failed): the closing handshake is complete.
-    if (this.discarding) this.afterClosingHandshake();
+    if (this.has(DISCARDING)) this.afterClosingHandshake();
   }
 
   /**
@@ -239,10 +243,15 @@ export abstract class Protocol {
       this.pendingClose = { payload: encodeClosePayload(info.code, info.reason), info };
     } else if (this.state === State.CONNECTING) {
       this.state = State.CLOSED;
-      if (!this.eofSent) this.sendEof();
+      if (!this.has(EOF_SENT)) this.sendEof();
     } else {
       this.afterClosingHandshake();
     }
+  }
+
+  /** True when any of the flags in `mask` is set. */
+  private has(mask: number): boolean {
+    return (this.flags & mask) !== 0;
   }
 
   protected emit(event: ProtocolEvent): void {
@@ -275,12 +284,12 @@ export abstract class Protocol {
 
   /** A server closes TCP once the closing handshake is over; a client waits for it to (§7.1.1). */
   private afterClosingHandshake(): void {
-    if (this.side === 'server' && !this.eofSent) this.sendEof();
+    if (this.side === 'server' && !this.has(EOF_SENT)) this.sendEof();
   }
 
   protected sendEof(): void {
     this.output.push(EOF_MARKER);
-    this.eofSent = true;
+    this.flags |= EOF_SENT;
   }
 
   protected pushOutput(chunk: Uint8Array): void {
@@ -288,7 +297,7 @@ export abstract class Protocol {
   }
 
   protected discardInput(): void {
-    this.discarding = true;
+    this.flags |= DISCARDING;
     this.queue.clear();
     this.messagePieces = null;
     this.controlPieces = null;
@@ -346,8 +355,8 @@ export abstract class Protocol {
   private readFrames(): void {
     const queue = this.queue;
     const header = this.header;
-    while (!this.discarding) {
-      if (!this.inPayload) {
+    while (!this.has(DISCARDING)) {
+      if (!this.has(IN_PAYLOAD)) {
         if (!header.read(queue)) return;
         this.checkFrameHeader();
         const head = queue.head;
@@ -361,18 +370,19 @@ export abstract class Protocol {
           this.readWholeMessage(head, queue.headOffset, header.payloadLength);
           continue;
         }
-        this.inPayload = true;
+        this.flags |= IN_PAYLOAD;
         this.payloadRemaining = header.payloadLength;
         this.maskOffset = 0;
-        // Binary needs no look at its bytes before it is whole (text is checked as it arrives).
-        this.unmaskWhenJoined = header.fin && header.masked && header.opcode === Opcode.BINARY;
-        this.joinKey = header.maskKey;
+        // A one-frame binary message needs no look at its bytes before it is whole (text is checked
+        // as it arrives): its pieces stay masked and are unmasked while joined, one copy less.
+        // No other header is read before it completes, so header.maskKey stays its key.
+        if (header.fin && header.masked && header.opcode === Opcode.BINARY) this.flags |= UNMASK_WHEN_JOINED;
       }
       const control = isControlOpcode(header.opcode);
       while (this.payloadRemaining > 0) {
         if (queue.length === 0) return;
         const piece = queue.takeUpTo(this.payloadRemaining);
-        if (header.masked && !(this.unmaskWhenJoined && !control)) {
+        if (header.masked && !this.has(UNMASK_WHEN_JOINED)) {
           maskWithKey(piece, header.maskKey, this.maskOffset);
           this.maskOffset = (this.maskOffset + piece.length) & 3;
         }
@@ -387,7 +397,7 @@ export abstract class Protocol {
           (this.messagePieces ??= []).push(piece);
         }
       }
-      this.inPayload = false;
+      this.flags &= ~IN_PAYLOAD;
       if (control) this.completeControlFrame();
       else if (header.fin) this.completeMessage();
     }
@@ -465,10 +475,10 @@ export abstract class Protocol {
   private completeMessage(): void {
     const pieces = this.messagePieces;
     const data =
-      pieces === null ? EMPTY : this.unmaskWhenJoined ? this.joinUnmasking(pieces) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.messageLength);
+      pieces === null ? EMPTY : this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(pieces) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.messageLength);
     const text = this.messageOpcode === Opcode.TEXT;
     this.messagePieces = null;
-    this.unmaskWhenJoined = false;
+    this.flags &= ~UNMASK_WHEN_JOINED;
     this.messageOpcode = 0;
     this.messageLength = 0;
     if (text) {
@@ -482,14 +492,14 @@ export abstract class Protocol {
   /** The pieces of a one-frame binary message, joined and unmasked in one pass. */
   private joinUnmasking(pieces: Buffer[]): Buffer {
     if (pieces.length === 1) {
-      maskWithKey(pieces[0]!, this.joinKey, 0);
+      maskWithKey(pieces[0]!, this.header.maskKey, 0);
       return pieces[0]!;
     }
     const data = Buffer.allocUnsafe(this.messageLength);
     let at = 0;
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
-      maskInto(piece, data, at, this.joinKey, at & 3);
+      maskInto(piece, data, at, this.header.maskKey, at & 3);
       at += piece.length;
     }
     return data;

@@ -4,57 +4,9 @@
  * prints usage; and the echo server's peak memory for a 16 MiB message.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { test, type TestContext } from 'node:test';
-import { assertSameBytes, delay, distPath, MiB, patternBytes, withTimeout, WSClient } from './helpers.js';
-
-const CLI = distPath('lib/cli.js');
-
-interface Child {
-  proc: ChildProcessWithoutNullStreams;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function run(args: string[]): Child {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { proc, stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-/** Kill the child if the test left it running (a failed assertion, a timeout). */
-function reap(t: TestContext, child: Child): void {
-  t.after(() => {
-    if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
-  });
-}
-
-async function startEcho(t: TestContext, extra: string[] = []): Promise<{ child: Child; url: string }> {
-  const child = run(['echo', '--port', '0', ...extra]);
-  reap(t, child);
-  const url = await withTimeout(
-    new Promise<string>((resolve, reject) => {
-      const check = (): void => {
-        const match = /listening on (ws:\/\/127\.0\.0\.1:(\d+))/.exec(child.stdout());
-        if (match && match[2] !== '0') resolve(match[1]!);
-      };
-      child.proc.stdout.on('data', check);
-      child.exited.then(({ code }) => reject(new Error(`resound echo exited with ${code}: ${child.stderr()}`)));
-      check();
-    }),
-    10_000,
-    'resound echo to print its URL',
-  );
-  return { child, url };
-}
+import { test } from 'node:test';
+import { assertSameBytes, delay, MiB, patternBytes, reapCli as reap, runCli as run, startEchoCli as startEcho, withTimeout, WSClient } from './helpers.js';
 
 test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
   const { child, url } = await startEcho(t);

@@ -5,9 +5,11 @@
  * and decoder come from spec/support.ts (re-exported here).
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { decodeFrame, encodeFrame, RawSocket, withTimeout } from '../support.js';
+import type { TestContext } from 'node:test';
+import { decodeFrame, distPath, encodeFrame, RawSocket, withTimeout } from '../support.js';
 
 export {
   assertPythonWebsockets,
@@ -303,4 +305,55 @@ export function closeOf(frame: ServerFrame): { code: number; reason: string } {
   assert.equal(frame.masked, false, 'server frames must not be masked');
   assert.ok(frame.payload.length >= 2, 'close frame carries a status code');
   return { code: frame.payload.readUInt16BE(0), reason: frame.payload.toString('utf8', 2) };
+}
+
+// ---------------------------------------------------------------- the resound command
+
+const CLI = distPath('lib/cli.js');
+
+export interface CliChild {
+  proc: ChildProcessWithoutNullStreams;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `resound ARGS…` (dist/lib/cli.js) in a child process, its output collected. */
+export function runCli(args: string[]): CliChild {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { proc, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Kill the child if the test left it running (a failed assertion, a timeout). */
+export function reapCli(t: Pick<TestContext, 'after'>, child: CliChild): void {
+  t.after(() => {
+    if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
+  });
+}
+
+/** `resound echo --port 0 EXTRA…`, resolved with its URL once it listens; killed after the test. */
+export async function startEchoCli(t: Pick<TestContext, 'after'>, extra: string[] = []): Promise<{ child: CliChild; url: string }> {
+  const child = runCli(['echo', '--port', '0', ...extra]);
+  reapCli(t, child);
+  const url = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      const check = (): void => {
+        const match = /listening on (ws:\/\/127\.0\.0\.1:(\d+))/.exec(child.stdout());
+        if (match && match[2] !== '0') resolve(match[1]!);
+      };
+      child.proc.stdout.on('data', check);
+      child.exited.then(({ code }) => reject(new Error(`resound echo exited with ${code}: ${child.stderr()}`)));
+      check();
+    }),
+    10_000,
+    'resound echo to print its URL',
+  );
+  return { child, url };
 }
