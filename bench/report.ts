@@ -231,6 +231,7 @@ export class Report {
         .join(' · ')}`,
       `${m.pinning}. Each cell: median of ${c.runs} runs of ${c.durationSeconds} s after ${c.warmupSeconds} s of warm-up, ` +
         'and in parentheses how many times better than ws (value ÷ ws; for latency and memory, ws ÷ value).',
+      `Load generator: ${c.loadgen}.`,
       '',
       this.mainTable(),
       '',
