@@ -61,6 +61,30 @@ export interface ConnectionSettings {
   maxBufferedAmount: number;
   /** Unread messages queued for receive() before reading from the socket pauses. */
   maxQueuedMessages: number;
+  /** Bytes queued for the kernel above which reading from the socket pauses until they are written. */
+  pauseReadingAt: number;
+}
+
+/** The defaults of ConnectionSettings, the same on both sides. */
+export const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze({
+  closeTimeout: 5_000,
+  maxBufferedAmount: 64 * 1024 * 1024,
+  maxQueuedMessages: 16,
+  // Well above one read's worth of output, so a large echo keeps reading while the kernel takes the
+  // last reply (pausing at Node's 16 KiB high-water mark halved 1 MiB echo throughput), and far below
+  // maxBufferedAmount, so a peer that does not read is slowed down before it is dropped.
+  pauseReadingAt: 1024 * 1024,
+});
+
+/** ConnectionSettings from user options, each missing one taken from the defaults. */
+export function connectionSettings(options: Partial<ConnectionSettings>): ConnectionSettings {
+  const d = DEFAULT_CONNECTION_SETTINGS;
+  return {
+    closeTimeout: options.closeTimeout ?? d.closeTimeout,
+    maxBufferedAmount: options.maxBufferedAmount ?? d.maxBufferedAmount,
+    maxQueuedMessages: options.maxQueuedMessages ?? d.maxQueuedMessages,
+    pauseReadingAt: options.pauseReadingAt ?? d.pauseReadingAt,
+  };
 }
 
 /** Raised (through onError) when a handler throws or its promise rejects. */
@@ -336,8 +360,9 @@ export class Connection implements WSConnection {
         socket.destroy();
         return;
       }
-      // Stop reading while the peer is not reading what we send (echo floods).
-      if (socket.writableNeedDrain && !this.has(PAUSED_FOR_DRAIN)) {
+      // Stop reading while the peer is not reading what we send (echo floods). Above Node's
+      // high-water mark writableNeedDrain is set, so 'drain' comes once everything is written.
+      if (socket.writableLength > this.settings.pauseReadingAt && socket.writableNeedDrain && !this.has(PAUSED_FOR_DRAIN)) {
         this.flags |= PAUSED_FOR_DRAIN;
         // Most connections never wait for a drain: the listener comes with the first wait.
         if (!this.has(DRAIN_LISTENER)) {

@@ -1,6 +1,6 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContextOptions } from 'node:tls';
-import { Connection, type ConnectionHandler, type WSConnection } from '../connection.js';
+import { Connection, connectionSettings, type ConnectionHandler, type WSConnection } from '../connection.js';
 import { ClientProtocol, type ClientProtocolOptions } from '../protocol/client.js';
 import { HandshakeError, WebSocketError } from '../protocol/errors.js';
 
@@ -23,6 +23,8 @@ export interface ConnectOptions extends ClientProtocolOptions {
   maxBufferedAmount?: number;
   /** Unread messages queued before reading pauses. Default 16. */
   maxQueuedMessages?: number;
+  /** Bytes queued for the kernel above which reading pauses until they are written. Default 1 MiB. */
+  pauseReadingAt?: number;
 }
 
 /** The connect() or handshake took longer than `timeout`. */
@@ -79,11 +81,7 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
       })
     : netConnect({ host, port });
   socket.setNoDelay(true);
-  const conn = new Connection(socket, protocol, {
-    closeTimeout: options.closeTimeout ?? 5_000,
-    maxBufferedAmount: options.maxBufferedAmount ?? 64 * 1024 * 1024,
-    maxQueuedMessages: options.maxQueuedMessages ?? 16,
-  });
+  const conn = new Connection(socket, protocol, connectionSettings(options));
 
   return new Promise<WSConnection>((resolve, reject) => {
     let settled = false;

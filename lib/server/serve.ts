@@ -1,5 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type HandshakeEvent, type WSConnection } from '../connection.js';
+import { Connection, connectionSettings, type ConnectionHandler, type ConnectionSettings, type HandshakeEvent, type WSConnection } from '../connection.js';
 import type { HandshakeRequest, HandshakeResponse } from '../protocol/handshake.js';
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
@@ -22,6 +22,8 @@ export interface ServeOptions extends ServerProtocolOptions {
   maxBufferedAmount?: number;
   /** Unread messages queued for receive()/for-await before reading pauses. Default 16. */
   maxQueuedMessages?: number;
+  /** Bytes queued for a peer above which reading from it pauses until they are written. Default 1 MiB. */
+  pauseReadingAt?: number;
   /** Most simultaneous connections; more get 503. Default 100 000. */
   maxConnections?: number;
   /** listen() backlog. Default 511. */
@@ -30,11 +32,13 @@ export interface ServeOptions extends ServerProtocolOptions {
 
 const DEFAULTS = {
   handshakeTimeout: 10_000,
-  closeTimeout: 5_000,
-  maxBufferedAmount: 64 * 1024 * 1024,
   maxConnections: 100_000,
-  maxQueuedMessages: 16,
 };
+
+interface ServerSettings extends ConnectionSettings {
+  handshakeTimeout: number;
+  maxConnections: number;
+}
 
 /** A listening WebSocket server. */
 export class Server {
@@ -44,7 +48,7 @@ export class Server {
   private readonly handshaking = new Set<Connection>();
   private readonly handler: ConnectionHandler;
   private readonly listener: TCPListener;
-  private readonly settings: typeof DEFAULTS;
+  private readonly settings: ServerSettings;
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
 
@@ -54,11 +58,9 @@ export class Server {
   ) {
     this.handler = typeof handler === 'function' ? { onMessage: handler } : handler;
     this.settings = {
+      ...connectionSettings(options),
       handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
-      closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
-      maxBufferedAmount: options.maxBufferedAmount ?? DEFAULTS.maxBufferedAmount,
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
-      maxQueuedMessages: options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages,
     };
     this.listener = new TCPListener((socket) => this.accept(socket));
   }

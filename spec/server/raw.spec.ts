@@ -537,3 +537,50 @@ test('an echo flood from a peer that does not read: the server stops reading ins
     await server.close();
   }
 });
+
+for (const pauseReadingAt of [256 * 1024, 2 * 1024 * 1024]) {
+  test(`pauseReadingAt ${pauseReadingAt / 1024} KiB: reading goes on up to it while replies queue, then pauses`, { timeout: 30_000 }, async () => {
+    const size = 64 * 1024;
+    // 25 MiB: more than the kernel's loopback buffers on both ends plus the threshold.
+    const count = 400;
+    let received = 0;
+    const server = await serve(
+      (conn, message) => {
+        received++;
+        void conn.send(message);
+      },
+      '127.0.0.1',
+      0,
+      { pauseReadingAt },
+    );
+    try {
+      const peer = await RawPeer.open(server.address().port);
+      peer.socket.pause();
+      const frame = clientFrame(0x2, patternBytes(size, 3));
+      peer.write(Buffer.concat(Array.from({ length: count }, () => frame)));
+      // Wait until no message has arrived for a while: reading paused.
+      let seen = -1;
+      await until(
+        () => {
+          const quiet = received === seen;
+          seen = received;
+          return quiet;
+        },
+        'reading to pause',
+        10_000,
+        300,
+      );
+      const [conn] = [...server.connections];
+      assert.ok(received < count, `paused before the flood was read (${received} of ${count})`);
+      // Paused only once over the threshold, and one read's reply at most past it.
+      assert.ok(conn!.bufferedAmount > pauseReadingAt, `paused with ${conn!.bufferedAmount} bytes queued`);
+      assert.ok(conn!.bufferedAmount <= pauseReadingAt + 4 * size, `paused with ${conn!.bufferedAmount} bytes queued`);
+      peer.socket.resume();
+      for (let i = 0; i < count; i++) assert.equal((await peer.nextFrame(10_000)).payload.length, size);
+      assert.equal(received, count);
+      peer.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+}
