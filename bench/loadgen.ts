@@ -276,43 +276,59 @@ function runEcho(s: EchoScenario): void {
 function runIdle(s: IdleScenario): void {
   if (serverPid === null) return fail('the idle scenario needs --server-pid');
   const pid = serverPid;
-  const clients: IdleClient[] = [];
-  let opened = 0;
 
   class IdleClient extends Client {
+    constructor(private readonly opened: () => void) {
+      super();
+    }
     protected onOpen(): void {
-      opened++;
-      if (clients.length < s.connections) clients.push(new IdleClient());
-      else if (opened === s.connections) settle();
+      this.opened();
     }
     protected onFrames(): void {
       fail('the server sent data on an idle connection');
     }
   }
 
-  let before = 0;
-  let window: Window;
-  function settle(): void {
-    clearTimeout(setupTimer);
-    const opening = window.close();
-    setTimeout(() => {
-      const after = vmRssKiB(pid);
-      for (const client of clients) client.destroy();
-      report({ kbPerConn: (after - before) / s.connections }, opening, {
-        connections: s.connections,
-        rssBeforeKiB: before,
-        rssAfterKiB: after,
-        openingSeconds: opening.ms / 1000,
-      });
-    }, 1000);
+  /** Open `count` connections, `s.batch` handshakes at a time; then call `done` with them. */
+  function openMany(count: number, done: (clients: IdleClient[]) => void): void {
+    const clients: IdleClient[] = [];
+    let opened = 0;
+    const next = (): void => {
+      opened++;
+      if (clients.length < count) clients.push(new IdleClient(next));
+      else if (opened === count) done(clients);
+    };
+    for (let i = 0; i < Math.min(s.batch, count); i++) clients.push(new IdleClient(next));
   }
 
-  // Let the freshly started server settle, take the baseline, then open in batches.
+  // Warm-up: connections opened and closed before the baseline, so what the server pays once
+  // (compiling its handshake path, growing its young generation) is not charged per connection.
   setTimeout(() => {
-    before = vmRssKiB(pid);
-    window = new Window();
-    for (let i = 0; i < Math.min(s.batch, s.connections); i++) clients.push(new IdleClient());
+    openMany(s.warmup, (warm) => {
+      for (const client of warm) client.destroy();
+      setTimeout(measureIdle, 1000);
+    });
   }, 500);
+
+  function measureIdle(): void {
+    const before = vmRssKiB(pid);
+    const window = new Window();
+    openMany(s.connections, (clients) => {
+      clearTimeout(setupTimer);
+      const opening = window.close();
+      setTimeout(() => {
+        const after = vmRssKiB(pid);
+        for (const client of clients) client.destroy();
+        report({ kbPerConn: (after - before) / s.connections }, opening, {
+          connections: s.connections,
+          warmupConnections: s.warmup,
+          rssBeforeKiB: before,
+          rssAfterKiB: after,
+          openingSeconds: opening.ms / 1000,
+        });
+      }, 1000);
+    });
+  }
 }
 
 function runChurn(s: ChurnScenario): void {
