@@ -48,47 +48,68 @@ export interface HandshakeRequest {
   readonly subprotocols: string[];
 }
 
+/** What parsing a received request's head produced; dropped when the connection opens. */
+interface ParsedRequest {
+  method: string;
+  target: string;
+  httpVersion: string;
+  headers: HeaderFields | null;
+  rawHeaders: string[] | null;
+  query: URLSearchParams | null;
+}
+
 /**
  * A request as a server received it. Only the head's text is kept for the
- * connection's lifetime: headers, query and the rest are parsed again on
- * first use after the handshake, so an idle connection holds one string.
+ * connection's lifetime: the request line, headers and query are parsed
+ * again on first use after the handshake, so an idle connection holds one
+ * string and a two-field object.
  */
 export class ReceivedRequest implements HandshakeRequest {
-  private cachedRaw: string[] | null;
-  private cachedHeaders: HeaderFields | null;
-  private cachedQuery: URLSearchParams | null = null;
+  private parsed: ParsedRequest | null;
 
   constructor(
-    readonly method: string,
-    readonly target: string,
-    readonly httpVersion: string,
     /** The request head's text: the one thing kept while the connection lives. */
     private readonly head: string,
-    headers: HeaderFields | null = null,
+    parsed: ParsedRequest | null = null,
   ) {
-    this.cachedRaw = null;
-    this.cachedHeaders = headers;
+    this.parsed = parsed;
+  }
+
+  get method(): string {
+    return this.parse().method;
+  }
+
+  get target(): string {
+    return this.parse().target;
+  }
+
+  get httpVersion(): string {
+    return this.parse().httpVersion;
   }
 
   get path(): string {
-    const questionMark = this.target.indexOf('?');
-    return questionMark === -1 ? this.target : this.target.slice(0, questionMark);
+    const target = this.target;
+    const questionMark = target.indexOf('?');
+    return questionMark === -1 ? target : target.slice(0, questionMark);
   }
 
   get query(): URLSearchParams {
-    if (this.cachedQuery === null) {
-      const questionMark = this.target.indexOf('?');
-      this.cachedQuery = new URLSearchParams(questionMark === -1 ? '' : this.target.slice(questionMark + 1));
+    const parsed = this.parse();
+    if (parsed.query === null) {
+      const questionMark = parsed.target.indexOf('?');
+      parsed.query = new URLSearchParams(questionMark === -1 ? '' : parsed.target.slice(questionMark + 1));
     }
-    return this.cachedQuery;
+    return parsed.query;
   }
 
   get rawHeaders(): string[] {
-    return (this.cachedRaw ??= parseFieldLines(fieldLines(this.head)));
+    const parsed = this.parse();
+    return (parsed.rawHeaders ??= parseFieldLines(fieldLines(this.head)));
   }
 
   get headers(): HeaderFields {
-    return (this.cachedHeaders ??= parseFields(fieldLines(this.head)));
+    const parsed = this.parse();
+    return (parsed.headers ??= parseFields(fieldLines(this.head)));
   }
 
   get subprotocols(): string[] {
@@ -97,8 +118,17 @@ export class ReceivedRequest implements HandshakeRequest {
 
   /** Drop what parsing produced; it comes back on the next use. */
   compact(): void {
-    this.cachedRaw = null;
-    this.cachedHeaders = null;
+    this.parsed = null;
+  }
+
+  private parse(): ParsedRequest {
+    if (this.parsed === null) {
+      const lineEnd = this.head.indexOf('\r\n');
+      // The head was checked when it arrived: its request line parses again.
+      const { method, target, version } = parseRequestLine(lineEnd === -1 ? this.head : this.head.slice(0, lineEnd));
+      this.parsed = { method, target, httpVersion: version, headers: null, rawHeaders: null, query: null };
+    }
+    return this.parsed;
   }
 }
 
@@ -127,7 +157,7 @@ export interface HandshakeProblem {
 
 export function toHandshakeRequest(head: ParsedHead): ReceivedRequest {
   const { method, target, version } = parseRequestLine(head.startLine);
-  return new ReceivedRequest(method, target, version, head.text, head.headers);
+  return new ReceivedRequest(head.text, { method, target, httpVersion: version, headers: head.headers, rawHeaders: null, query: null });
 }
 
 /** A 101 has no body; one shared empty array serves every handshake. */

@@ -68,14 +68,24 @@ const SHORT_TEXT = 256;
  * framing, fragmentation, control frames, UTF-8, limits and the closing
  * handshake. Pure: bytes in, events and bytes out; no sockets, no timers.
  */
-export abstract class Protocol {
-  state: State = State.CONNECTING;
+/** How the connection is ending; an open connection holds none of it. */
+class Ending {
   /** The close frame we sent, once sent. */
-  closeSent: CloseInfo | null = null;
+  sent: CloseInfo | null = null;
   /** The close frame we received, once received. */
-  closeReceived: CloseInfo | null = null;
+  received: CloseInfo | null = null;
   /** Why we failed the connection, if we did. */
   failure: ProtocolError | null = null;
+  /**
+   * The close frame owed to the peer (our reply to its close, or the failure
+   * code), sent with the next dataToSend(): whatever the application sends
+   * while handling the messages that came before it goes out first.
+   */
+  pending: { payload: Buffer; info: CloseInfo } | null = null;
+}
+
+export abstract class Protocol {
+  state: State = State.CONNECTING;
   readonly maxPayload: number;
 
   protected readonly queue = new ChunkQueue();
@@ -84,12 +94,8 @@ export abstract class Protocol {
   private readonly output = new OutputQueue();
   /** EOF_SENT | EOF_RECEIVED | DISCARDING | IN_PAYLOAD | UNMASK_WHEN_JOINED: one field for five booleans. */
   private flags = 0;
-  /**
-   * The close frame owed to the peer (our reply to its close, or the failure
-   * code), sent with the next dataToSend(): whatever the application sends
-   * while handling the messages that came before it goes out first.
-   */
-  private pendingClose: { payload: Buffer; info: CloseInfo } | null = null;
+  /** Created when the closing handshake starts or the connection fails. */
+  private ending: Ending | null = null;
 
   private readonly header = new FrameHeaderReader();
   private payloadRemaining = 0;
@@ -109,6 +115,29 @@ export abstract class Protocol {
   ) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
+  }
+
+  /** The close frame we sent, once sent. */
+  get closeSent(): CloseInfo | null {
+    return this.ending?.sent ?? null;
+  }
+
+  /** The close frame we received, once received. */
+  get closeReceived(): CloseInfo | null {
+    return this.ending?.received ?? null;
+  }
+
+  /** Why we failed the connection, if we did. */
+  get failure(): ProtocolError | null {
+    return this.ending?.failure ?? null;
+  }
+
+  private get pendingClose(): { payload: Buffer; info: CloseInfo } | null {
+    return this.ending?.pending ?? null;
+  }
+
+  private get ends(): Ending {
+    return (this.ending ??= new Ending());
   }
 
   /**
@@ -221,9 +250,10 @@ export abstract class Protocol {
     const payload = encodeClosePayload(code, reason);
     // A failure's close code stands; the application's close only replaces the echo of the peer's.
     if (this.pendingClose !== null && this.failure !== null) return;
-    this.pendingClose = null;
+    const ends = this.ends;
+    ends.pending = null;
     this.sendFrame(Opcode.CLOSE, payload);
-    this.closeSent = { code, reason: code === CloseCode.NO_STATUS ? '' : reason };
+    ends.sent = { code, reason: code === CloseCode.NO_STATUS ? '' : reason };
     this.state = State.CLOSING;
     // The peer already closed (or was failed): the closing handshake is complete.
     if (this.has(DISCARDING)) this.afterClosingHandshake();
@@ -234,13 +264,14 @@ export abstract class Protocol {
    * `code` goes out with the next dataToSend(), then (server) the TCP close.
    */
   fail(code: number, reason: string): void {
-    if (this.failure === null && this.closeReceived === null) this.failure = new ProtocolError(reason, code);
+    const ends = this.ends;
+    if (ends.failure === null && ends.received === null) ends.failure = new ProtocolError(reason, code);
     this.discardInput();
     // A close frame is already owed: it goes out first, then the TCP close.
     if (this.pendingClose !== null) return;
     if (this.state === State.OPEN) {
       const info = { code, reason: truncateUtf8(reason, MAX_CLOSE_REASON_BYTES) };
-      this.pendingClose = { payload: encodeClosePayload(info.code, info.reason), info };
+      ends.pending = { payload: encodeClosePayload(info.code, info.reason), info };
     } else if (this.state === State.CONNECTING) {
       this.state = State.CLOSED;
       if (!this.has(EOF_SENT)) this.sendEof();
@@ -271,12 +302,13 @@ export abstract class Protocol {
   }
 
   private sendPendingClose(): void {
-    const pending = this.pendingClose;
-    if (pending === null) return;
-    this.pendingClose = null;
+    const ends = this.ending;
+    const pending = ends?.pending ?? null;
+    if (ends === null || pending === null) return;
+    ends.pending = null;
     if (this.state === State.OPEN) {
       this.sendFrame(Opcode.CLOSE, pending.payload);
-      this.closeSent = pending.info;
+      ends.sent = pending.info;
       this.state = State.CLOSING;
     }
     this.afterClosingHandshake();
@@ -525,12 +557,13 @@ export abstract class Protocol {
 
   private receiveClose(payload: Buffer): void {
     const close = decodeClosePayload(payload);
-    this.closeReceived = close;
+    const ends = this.ends;
+    ends.received = close;
     this.emit({ type: 'close', code: close.code, reason: close.reason });
     // §1.4: nothing after a close frame is processed.
     this.discardInput();
     // §5.5.1: answer with a close frame echoing the (validated) code and reason, unless we sent one first.
-    if (this.state === State.OPEN) this.pendingClose = { payload, info: close };
+    if (this.state === State.OPEN) ends.pending = { payload, info: close };
     else this.afterClosingHandshake();
   }
 }
