@@ -63,11 +63,6 @@ const UNMASK_WHEN_JOINED = 16;
 /** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
 const SHORT_TEXT = 256;
 
-/**
- * What both ends of a WebSocket connection share once the handshake is done:
- * framing, fragmentation, control frames, UTF-8, limits and the closing
- * handshake. Pure: bytes in, events and bytes out; no sockets, no timers.
- */
 /** How the connection is ending; an open connection holds none of it. */
 class Ending {
   /** The close frame we sent, once sent. */
@@ -84,6 +79,11 @@ class Ending {
   pending: { payload: Buffer; info: CloseInfo } | null = null;
 }
 
+/**
+ * What both ends of a WebSocket connection share once the handshake is done:
+ * framing, fragmentation, control frames, UTF-8, limits and the closing
+ * handshake. Pure: bytes in, events and bytes out; no sockets, no timers.
+ */
 export abstract class Protocol {
   state: State = State.CONNECTING;
   readonly maxPayload: number;
