@@ -66,7 +66,7 @@ export interface ConnectionSettings {
 }
 
 /** The defaults of ConnectionSettings, the same on both sides. */
-export const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze({
+const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze({
   closeTimeout: 5_000,
   maxBufferedAmount: 64 * 1024 * 1024,
   maxQueuedMessages: 16,

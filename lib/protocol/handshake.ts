@@ -125,8 +125,7 @@ export class ReceivedRequest implements HandshakeRequest {
     if (this.parsed === null) {
       const lineEnd = this.head.indexOf('\r\n');
       // The head was checked when it arrived: its request line parses again.
-      const { method, target, version } = parseRequestLine(lineEnd === -1 ? this.head : this.head.slice(0, lineEnd));
-      this.parsed = { method, target, httpVersion: version, headers: null, rawHeaders: null, query: null };
+      this.parsed = parseRequest(lineEnd === -1 ? this.head : this.head.slice(0, lineEnd), null);
     }
     return this.parsed;
   }
@@ -156,8 +155,13 @@ export interface HandshakeProblem {
 }
 
 export function toHandshakeRequest(head: ParsedHead): ReceivedRequest {
-  const { method, target, version } = parseRequestLine(head.startLine);
-  return new ReceivedRequest(head.text, { method, target, httpVersion: version, headers: head.headers, rawHeaders: null, query: null });
+  return new ReceivedRequest(head.text, parseRequest(head.startLine, head.headers));
+}
+
+/** The parse cache of a request: its request line, and its headers when already parsed. */
+function parseRequest(requestLine: string, headers: HeaderFields | null): ParsedRequest {
+  const { method, target, version } = parseRequestLine(requestLine);
+  return { method, target, httpVersion: version, headers, rawHeaders: null, query: null };
 }
 
 /** A 101 has no body; one shared empty array serves every handshake. */

@@ -303,8 +303,8 @@ export abstract class Protocol {
 
   private sendPendingClose(): void {
     const ends = this.ending;
-    const pending = ends?.pending ?? null;
-    if (ends === null || pending === null) return;
+    if (ends === null || ends.pending === null) return;
+    const pending = ends.pending;
     ends.pending = null;
     if (this.state === State.OPEN) {
       this.sendFrame(Opcode.CLOSE, pending.payload);
