@@ -157,6 +157,13 @@ function destroySocket(socket: Socket): void {
   socket.destroy();
 }
 
+/** The sends of one flush: one promise, settled by the write of their last chunk. */
+interface Batch {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
 /** Connection state most connections never use: an idle connection pays one field for all of it. */
 class Extras {
   /** Messages not yet pulled by receive(). */
@@ -188,7 +195,7 @@ export class Connection implements WSConnection {
   /** The handshake deadline until the handshake is done, then the close timer. */
   private timer: NodeJS.Timeout | null = null;
   /** The promise every send of the current batch returns; settled by the batch's write callback. */
-  private batch: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | null = null;
+  private batch: Batch | null = null;
   private extra: Extras | null = null;
 
   constructor(
@@ -343,18 +350,17 @@ export class Connection implements WSConnection {
     this.batch = null;
     if (chunks.length > 1) chunks = coalesce(chunks);
     if (chunks.length > 0 && !socket.destroyed) {
-      const many = chunks.length > 1;
-      if (many) socket.cork();
-      // The batch's promise settles with the write of its last data chunk.
-      let lastData = chunks.length - 1;
-      while (lastData > 0 && isEof(chunks[lastData]!)) lastData--;
-      for (let i = 0; i < chunks.length; i++) {
-        const chunk = chunks[i]!;
-        if (isEof(chunk)) socket.end();
-        else if (i === lastData && batch !== null) socket.write(chunk, (error) => settle(batch, error, socket));
-        else socket.write(chunk);
+      // The EOF marker, when there, is the last chunk: nothing is queued after it.
+      const eof = isEof(chunks[chunks.length - 1]!);
+      const dataChunks = eof ? chunks.length - 1 : chunks.length;
+      if (dataChunks > 1) socket.cork();
+      for (let i = 0; i < dataChunks; i++) {
+        // The batch's promise settles with the write of its last data chunk.
+        if (i === dataChunks - 1 && batch !== null) socket.write(chunks[i]!, (error) => settle(batch, error, socket));
+        else socket.write(chunks[i]!);
       }
-      if (many && socket.writableCorked > 0) socket.uncork();
+      if (dataChunks > 1) socket.uncork();
+      if (eof) this.closeOurSide(batch);
       if (socket.writableLength > this.settings.maxBufferedAmount) {
         this.reportError(new WebSocketError(`over ${this.settings.maxBufferedAmount} bytes queued: the peer reads too slowly`));
         socket.destroy();
@@ -379,6 +385,23 @@ export class Connection implements WSConnection {
       this.clearDeadline();
       this.timer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
       this.timer.unref();
+    }
+  }
+
+  /**
+   * Close our side of TCP. Once both close frames have crossed and every byte
+   * is in the kernel, the peer sends nothing more: close the socket outright
+   * (the kernel still delivers our bytes, then FIN) instead of half-closing and
+   * waiting for its FIN. Otherwise half-close; the close timer bounds the wait.
+   */
+  private closeOurSide(batch: Batch | null): void {
+    const socket = this.socket;
+    if (socket.writableLength === 0 && this.protocol.closeSent !== null && this.protocol.closeReceived !== null) {
+      // Written in full: the write callback, which sees a destroyed socket, must not report a loss.
+      batch?.resolve();
+      socket.destroy();
+    } else {
+      socket.end();
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * Server.close(): open connections get 1001, the promise resolves once they
  * are gone, a peer that never answers the close frame is dropped after
- * closeTimeout, and nothing new is accepted.
+ * closeTimeout, and nothing new is accepted. How the server ends TCP once
+ * the close frames have crossed.
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -125,9 +126,10 @@ test('close() drops connections still in the opening handshake', { timeout: 10_0
   assert.equal(half.received.length, 0, 'no response is sent to an unfinished handshake');
 });
 
-test('a peer that answers the close but never closes TCP is dropped after closeTimeout', { timeout: 10_000 }, async () => {
+test('once the close frames have crossed, the server closes TCP at once, without waiting for the peer\'s FIN', { timeout: 10_000 }, async () => {
   const closes: number[] = [];
-  const server = await serve({ onClose: (_conn, code) => void closes.push(code) }, '127.0.0.1', 0, { closeTimeout: 300 });
+  // A close timer this long would fail the test if the server still waited for the FIN.
+  const server = await serve({ onClose: (_conn, code) => void closes.push(code) }, '127.0.0.1', 0, { closeTimeout: 8_000 });
   try {
     // allowHalfOpen: the peer keeps its side open after the server's FIN.
     const peer = await RawPeer.connect(server.address().port, { allowHalfOpen: true });
@@ -135,16 +137,42 @@ test('a peer that answers the close but never closes TCP is dropped after closeT
     assert.equal((await peer.response()).status, 101);
     peer.write(clientFrame(0x8, closePayload(1000, 'done')));
     assert.equal(closeOf(await peer.nextFrame()).code, 1000);
-    await peer.end(); // the server's FIN
-    const finAt = Date.now();
-    // The peer cannot see the server drop a socket it already ended; the server's onClose shows it.
-    assert.deepEqual(closes, [], 'onClose waits for the TCP connection to be gone');
-    await until(() => closes.length > 0, 'the half-open socket to be dropped', 3000);
-    const elapsed = Date.now() - finAt;
-    assert.ok(elapsed >= 200 && elapsed < 2500, `dropped ${elapsed} ms after the FIN; closeTimeout is 300 ms`);
-    peer.destroy();
+    await peer.end(); // the server's FIN, right after its close frame
+    await until(() => closes.length > 0, 'onClose while the peer has not closed its side', 2000);
     assert.deepEqual(closes, [1000]);
     assert.equal(server.connections.size, 0);
+    assert.equal(peer.allFrames().length, 0, 'nothing after the close frame');
+    peer.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('when the close frames cross with bytes still queued, the server half-closes and drops a silent peer after closeTimeout', { timeout: 10_000 }, async () => {
+  const closes: number[] = [];
+  let sentAt = 0;
+  const server = await serve(
+    {
+      // More than the kernel buffers take: Node still holds some when the peer's close arrives.
+      onOpen: (conn) => void conn.send(Buffer.alloc(16 * 1024 * 1024)),
+      onClose: (_conn, code) => void closes.push(code),
+    },
+    '127.0.0.1',
+    0,
+    // Reading must not pause for the queued bytes, or the peer's close frame would never be read.
+    { closeTimeout: 300, pauseReadingAt: 64 * 1024 * 1024 },
+  );
+  try {
+    const peer = await RawPeer.open(server.address().port);
+    peer.socket.pause();
+    await delay(50);
+    peer.write(clientFrame(0x8, closePayload(1000, 'done')));
+    sentAt = Date.now();
+    await until(() => closes.length > 0, 'the peer that never reads to be dropped', 4000);
+    const elapsed = Date.now() - sentAt;
+    assert.ok(elapsed >= 250 && elapsed < 3000, `dropped ${elapsed} ms after its close frame; closeTimeout is 300 ms`);
+    assert.deepEqual(closes, [1000]);
+    peer.destroy();
   } finally {
     await server.close();
   }
