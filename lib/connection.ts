@@ -380,7 +380,7 @@ export class Connection implements WSConnection {
     } else if (batch !== null) {
       settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined, socket);
     }
-    if (!this.has(CLOSE_TIMER | CLOSED) && this.protocol.closeExpected()) {
+    if (!this.has(CLOSE_TIMER | CLOSED) && !socket.destroyed && this.protocol.closeExpected()) {
       this.flags |= CLOSE_TIMER;
       this.clearDeadline();
       this.timer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
