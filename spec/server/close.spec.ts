@@ -148,6 +148,36 @@ test('once the close frames have crossed, the server closes TCP at once, without
   }
 });
 
+test('a send written in the same flush as the closing reply resolves, though the socket is closed right after', { timeout: 10_000 }, async () => {
+  const results: Array<Promise<string>> = [];
+  const server = await serve(
+    {
+      onMessage: (conn, message) =>
+        void results.push(conn.send(message).then(
+          () => 'resolved',
+          (error: Error) => `rejected: ${error.message}`,
+        )),
+    },
+    '127.0.0.1',
+    0,
+  );
+  try {
+    const peer = await RawPeer.open(server.address().port);
+    // One write: the message and the close frame arrive in one read, so the echo and the
+    // closing reply leave in one flush, after which the server closes the socket at once.
+    peer.write(Buffer.concat([clientFrame(0x1, 'last words'), clientFrame(0x8, closePayload(1000, 'bye'))]));
+    const echo = await peer.nextFrame();
+    assert.equal(echo.payload.toString(), 'last words');
+    assert.equal(closeOf(await peer.nextFrame()).code, 1000);
+    await peer.end();
+    assert.equal(results.length, 1);
+    assert.equal(await withTimeout(results[0]!, 2000, 'the send promise'), 'resolved');
+    peer.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
 test('when the close frames cross with bytes still queued, the server half-closes and drops a silent peer after closeTimeout', { timeout: 10_000 }, async () => {
   const closes: number[] = [];
   let sentAt = 0;
