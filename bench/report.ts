@@ -44,6 +44,8 @@ export interface Machine {
   pinning: string;
   commit: string;
   versions: Record<string, string>;
+  /** Environment given to every server process (--server-env), e.g. allocator tunables; empty by default. */
+  serverEnv: Record<string, string>;
 }
 
 export interface Config {
@@ -232,6 +234,9 @@ export class Report {
       `${m.pinning}. Each cell: median of ${c.runs} runs of ${c.durationSeconds} s after ${c.warmupSeconds} s of warm-up, ` +
         'and in parentheses how many times better than ws (value ÷ ws; for latency and memory, ws ÷ value).',
       `Load generator: ${c.loadgen}.`,
+      ...(Object.keys(m.serverEnv).length > 0
+        ? [`Every server ran with: ${Object.entries(m.serverEnv).map(([k, v]) => `\`${k}=${v}\``).join(' ')}.`]
+        : []),
       '',
       this.mainTable(),
       '',

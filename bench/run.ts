@@ -47,6 +47,11 @@ ${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).j
   --loadgen KIND    c (default): the load generator in C (bench/loadgen.c, compiled here with cc)
                     for the timed scenarios, loadgen.ts for idle; node: loadgen.ts for all.
                     Without a C compiler the runner uses node and says so.
+  --server-env NAME=VALUE
+                    an environment variable for every server process (repeatable), e.g.
+                    GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432
+                    to compare the servers with the C allocator keeping its memory (see
+                    docs/architecture.md); the results say so, and bench/chart.svg is left alone
   --help            this text
 
 The peers (ws + bufferutil + utf-8-validate, Bun) are installed into bench/node_modules
@@ -95,12 +100,12 @@ interface Launcher {
   nofile: number | null;
 }
 
-function launch(argv: string[], core: number, launcher: Launcher): Child {
+function launch(argv: string[], core: number, launcher: Launcher, extraEnv: Record<string, string> = {}): Child {
   let command = argv;
   if (launcher.pin) command = ['taskset', '-c', String(core), ...command];
   // exec keeps the PID, so the PID we hold is the server's or the load generator's own.
   if (launcher.nofile !== null) command = ['sh', '-c', `ulimit -n ${launcher.nofile} && exec "$@"`, 'sh', ...command];
-  const proc = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+  const proc = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...childEnv(), ...extraEnv } });
   if (proc.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
   const child: Child = {
     pid: proc.pid,
@@ -251,9 +256,9 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   return specs;
 }
 
-async function startServer(spec: ServerSpec, launcher: Launcher): Promise<{ child: Child; port: number }> {
+async function startServer(spec: ServerSpec, launcher: Launcher, env: Record<string, string>): Promise<{ child: Child; port: number }> {
   const port = await freePort();
-  const child = launch(spec.command!(port), SERVER_CORE, launcher);
+  const child = launch(spec.command!(port), SERVER_CORE, launcher, env);
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (!child.running) throw new Error(`${spec.name} exited at start: ${(child.stderr || child.stdout).trim().slice(-500)}`);
@@ -275,13 +280,15 @@ interface Options {
   retries: number;
   /** Run the timed scenarios with the load generator in C (when it compiled) or all with loadgen.ts. */
   loadgen: 'c' | 'node';
+  /** Extra environment for every server process (--server-env). */
+  serverEnv: Record<string, string>;
 }
 
 async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, options: Options, launcher: Launcher): Promise<RunRecord> {
   let server: Child | undefined;
   let loadgen: Child | undefined;
   try {
-    const started = await startServer(spec, launcher);
+    const started = await startServer(spec, launcher, options.serverEnv);
     server = started.child;
     const common = ['--port', String(started.port), '--warmup', String(options.warmup), '--duration', String(options.duration), '--server-pid', String(server.pid)];
     const args = loadgenCommand(scenario, options.loadgen, common);
@@ -398,7 +405,7 @@ function detectLauncher(notes: string[]): Launcher {
   return { pin, nofile };
 }
 
-function machine(launcher: Launcher, versions: Record<string, string>): Machine {
+function machine(launcher: Launcher, versions: Record<string, string>, serverEnv: Record<string, string>): Machine {
   const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   const git = (args: string[]): string => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
   const commit = git(['rev-parse', '--short', 'HEAD']);
@@ -412,6 +419,7 @@ function machine(launcher: Launcher, versions: Record<string, string>): Machine 
     pinning: launcher.pin ? `server on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE} (taskset)` : 'unpinned',
     commit: commit === '' ? 'unknown' : `${commit}${dirty ? ' + uncommitted lib/ changes' : ''}`,
     versions,
+    serverEnv,
   };
 }
 
@@ -429,6 +437,7 @@ function parseOptions(argv: string[]): { scenarios: Scenario[]; servers: ServerN
       'max-noise': { type: 'string', default: '40' },
       retries: { type: 'string', default: '2' },
       loadgen: { type: 'string', default: 'c' },
+      'server-env': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -460,8 +469,19 @@ function parseOptions(argv: string[]): { scenarios: Scenario[]; servers: ServerN
       maxNoise: number('max-noise', values['max-noise'], 0, 200, false),
       retries: number('retries', values.retries, 0, 10, true),
       loadgen: loadgenKind(values.loadgen),
+      serverEnv: serverEnv(values['server-env']),
     },
   };
+}
+
+function serverEnv(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    if (match === null) throw new RangeError(`--server-env must be NAME=VALUE, got "${pair}"`);
+    env[match[1]!] = match[2]!;
+  }
+  return env;
 }
 
 function loadgenKind(text: string): 'c' | 'node' {
@@ -480,10 +500,11 @@ async function main(): Promise<number> {
   const versions: Record<string, string> = {};
   const specs = serverSpecs(versions);
   const servers = parsed.servers ?? [...SERVER_NAMES];
-  const info = machine(launcher, versions);
+  const info = machine(launcher, versions, options.serverEnv);
 
   console.log(`resound benchmark · Node ${info.node} · ${info.cpu} · ${info.pinning}`);
   for (const note of setupNotes) console.log(`note: ${note}`);
+  for (const [name, value] of Object.entries(options.serverEnv)) console.log(`note: every server runs with ${name}=${value}`);
   for (const name of servers) {
     const spec = specs.get(name)!;
     if (spec.command === null) console.log(`note: ${name} not available: ${spec.reason}`);
@@ -534,7 +555,8 @@ async function main(): Promise<number> {
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report.json(), null, 2)}\n`);
   writeFileSync(join(RESULTS, 'latest.md'), report.markdown());
   writeFileSync(join(RESULTS, 'chart.svg'), report.svg());
-  const complete = scenarios.length === SCENARIOS.length;
+  // The README's chart shows the servers as they run by default.
+  const complete = scenarios.length === SCENARIOS.length && Object.keys(options.serverEnv).length === 0;
   if (complete) copyFileSync(join(RESULTS, 'chart.svg'), join(BENCH, 'chart.svg'));
 
   console.log(`\n${report.mainTable()}\n`);
@@ -542,7 +564,7 @@ async function main(): Promise<number> {
   for (const note of [...setupNotes, ...report.notes()]) console.log(`note: ${note}`);
   const rel = (file: string): string => relative(process.cwd(), file) || file;
   console.log(`\nwritten: ${rel(join(RESULTS, 'latest.json'))}, ${rel(join(RESULTS, 'latest.md'))}, ${rel(join(RESULTS, 'chart.svg'))}`);
-  console.log(complete ? `chart copied to ${rel(join(BENCH, 'chart.svg'))}` : 'bench/chart.svg is only replaced by a run of every scenario');
+  console.log(complete ? `chart copied to ${rel(join(BENCH, 'chart.svg'))}` : 'bench/chart.svg is only replaced by a run of every scenario without --server-env');
   return 0;
 }
 
