@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Report, summarize, type Cell, type Machine, type RunRecord } from './report.js';
-import { SCENARIOS, SERVER_NAMES, scenarioNamed, type LoadgenResult, type Scenario, type ServerName } from './scenarios.js';
+import { RAW_ECHOES, SCENARIOS, SERVER_NAMES, scenarioNamed, type LoadgenResult, type Scenario, type ServerName } from './scenarios.js';
 import { ACCEPT, machineTicks } from './wire.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -23,6 +23,8 @@ const RESULTS = join(BENCH, 'results');
 const LOADGEN = join(ROOT, 'dist', 'bench', 'loadgen.js');
 const NATIVE_LOADGEN_SOURCE = join(BENCH, 'loadgen.c');
 const NATIVE_LOADGEN = join(ROOT, 'dist', 'bench', 'loadgen-c');
+const C_ECHO_SOURCE = join(BENCH, 'servers', 'raw-echo.c');
+const C_ECHO = join(ROOT, 'dist', 'bench', 'raw-echo-c');
 const SERVER_CORE = 0;
 const LOADGEN_CORE = 1;
 /** Longest wait for the machine to quieten down before a measurement. */
@@ -253,6 +255,13 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
       : { name: 'bun', printsReady: true, command: null, reason: bun.reason },
   );
   specs.set('raw', { name: 'raw', printsReady: true, command: (port) => [node, join(BENCH, 'servers', 'raw-echo.mjs'), String(port)] });
+  const cEcho = compileC(C_ECHO_SOURCE, C_ECHO);
+  specs.set(
+    'raw-c',
+    cEcho === null
+      ? { name: 'raw-c', printsReady: true, command: (port) => [C_ECHO, String(port), ACCEPT] }
+      : { name: 'raw-c', printsReady: true, command: null, reason: `bench/servers/raw-echo.c did not compile (${cEcho})` },
+  );
   return specs;
 }
 
@@ -292,7 +301,7 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
     server = started.child;
     const common = ['--port', String(started.port), '--warmup', String(options.warmup), '--duration', String(options.duration), '--server-pid', String(server.pid)];
     const args = loadgenCommand(scenario, options.loadgen, common);
-    if (spec.name === 'raw') args.push('--raw');
+    if (RAW_ECHOES.includes(spec.name)) args.push('--raw');
     loadgen = launch(args, LOADGEN_CORE, launcher);
     const limit = (options.warmup + options.duration + scenario.slack) * 1000;
     if (!(await exitsWithin(loadgen, limit))) {
@@ -338,15 +347,20 @@ function loadgenCommand(scenario: Scenario, kind: 'c' | 'node', common: string[]
   return [process.execPath, LOADGEN, '--scenario', scenario.name, ...common];
 }
 
-/** Compile bench/loadgen.c into dist/bench/ unless the binary is newer; false (with a note) when that fails. */
+/** Compile bench/loadgen.c into dist/bench/; false (with a note) when that fails. */
 function buildNativeLoadgen(notes: string[]): boolean {
-  if (existsSync(NATIVE_LOADGEN) && statSync(NATIVE_LOADGEN).mtimeMs >= statSync(NATIVE_LOADGEN_SOURCE).mtimeMs) return true;
-  mkdirSync(dirname(NATIVE_LOADGEN), { recursive: true });
+  const failure = compileC(NATIVE_LOADGEN_SOURCE, NATIVE_LOADGEN);
+  if (failure !== null) notes.push(`the C load generator did not compile (${failure}); using loadgen.ts for every scenario`);
+  return failure === null;
+}
+
+/** Compile one C file unless its binary is newer: null, or what went wrong. */
+function compileC(source: string, binary: string): string | null {
+  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return null;
+  mkdirSync(dirname(binary), { recursive: true });
   const compiler = process.env.CC ?? 'cc';
-  const result = spawnSync(compiler, ['-O2', '-Wall', '-Wextra', '-o', NATIVE_LOADGEN, NATIVE_LOADGEN_SOURCE], { encoding: 'utf8' });
-  if (result.status === 0) return true;
-  notes.push(`the C load generator did not compile (${compiler}: ${(result.error?.message ?? result.stderr).trim().slice(0, 300)}); using loadgen.ts for every scenario`);
-  return false;
+  const result = spawnSync(compiler, ['-O2', '-Wall', '-Wextra', '-o', binary, source], { encoding: 'utf8' });
+  return result.status === 0 ? null : `${compiler}: ${(result.error?.message ?? result.stderr).trim().slice(0, 300)}`;
 }
 
 /** CPU used by the whole machine over `ms`, % of one core (while no child of ours runs: other people's load). */

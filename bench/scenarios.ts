@@ -4,8 +4,11 @@
  * an entry to SCENARIOS; a new kind of load also needs a driver in loadgen.ts.
  */
 
-export type ServerName = 'resound' | 'ws' | 'bun' | 'raw';
-export const SERVER_NAMES: readonly ServerName[] = ['resound', 'ws', 'bun', 'raw'];
+/** raw: a Node socket echo, Node's ceiling; raw-c: an echo in C, the load generator's ceiling. */
+export type ServerName = 'resound' | 'ws' | 'bun' | 'raw' | 'raw-c';
+export const SERVER_NAMES: readonly ServerName[] = ['resound', 'ws', 'bun', 'raw', 'raw-c'];
+/** The echoes that parse nothing: ceilings, not WebSocket servers. */
+export const RAW_ECHOES: readonly ServerName[] = ['raw', 'raw-c'];
 
 /** One number a scenario reports, and how to show it. */
 export interface Metric {
@@ -149,6 +152,7 @@ export const SCENARIOS: readonly Scenario[] = [
     batch: 200,
     warmup: 2_000,
     metrics: [{ key: 'kbPerConn', label: 'idle KB/conn', unit: 'KB', better: 'lower', format: formatFixed(1) }],
+    skip: { 'raw-c': 'the floor for memory is the raw Node socket' },
     slack: 90,
     timed: false,
   },
@@ -158,7 +162,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'connect + handshake + close, 50 concurrent loops',
     concurrency: 50,
     metrics: [{ key: 'handshakesPerSec', label: 'handshakes/s', unit: '/s', better: 'higher', format: formatCount }],
-    skip: { raw: 'the raw echo has no closing handshake' },
+    skip: { raw: 'the raw echo has no closing handshake', 'raw-c': 'the raw echo has no closing handshake' },
     slack: 20,
     timed: true,
   },
