@@ -1,5 +1,6 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContextOptions } from 'node:tls';
+import { primeAllocator } from '../allocator.js';
 import { Connection, connectionSettings, type ConnectionHandler, type WSConnection } from '../connection.js';
 import { ClientProtocol, type ClientProtocolOptions } from '../protocol/client.js';
 import { HandshakeError, WebSocketError } from '../protocol/errors.js';
@@ -25,6 +26,8 @@ export interface ConnectOptions extends ClientProtocolOptions {
   maxQueuedMessages?: number;
   /** Bytes queued for the kernel above which reading pauses until they are written. Default 1 MiB. */
   pauseReadingAt?: number;
+  /** As serve()'s: once per process, nudge glibc's malloc into reusing freed memory. Default true. */
+  primeAllocator?: boolean;
 }
 
 /** The connect() or handshake took longer than `timeout`. */
@@ -41,6 +44,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * refuses, a TimeoutError, or the socket's error.
  */
 export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<WSConnection> {
+  if (options.primeAllocator ?? true) primeAllocator();
   let target = new URL(url);
   let attempt = options;
   for (let redirects = options.maxRedirects ?? 0; ; redirects--) {

@@ -4,6 +4,7 @@ import type { HandshakeRequest, HandshakeResponse } from '../protocol/handshake.
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
 import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
+import { primeAllocator } from '../allocator.js';
 import { TCPListener } from './listener.js';
 
 /** The mojo-websockets shape: one function per message. */
@@ -28,6 +29,13 @@ export interface ServeOptions extends ServerProtocolOptions {
   maxConnections?: number;
   /** listen() backlog. Default 511. */
   backlog?: number;
+  /**
+   * Once per process, nudge glibc's malloc into keeping and reusing freed
+   * memory, so large messages do not fault fresh pages in all the time
+   * (lib/allocator.ts). Default true; up to 32 MiB of freed memory may stay
+   * with the process.
+   */
+  primeAllocator?: boolean;
 }
 
 const DEFAULTS = {
@@ -63,6 +71,7 @@ export class Server {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
     };
     this.listener = new TCPListener((socket) => this.accept(socket));
+    if (options.primeAllocator ?? true) primeAllocator();
   }
 
   listen(host: string, port: number): Promise<void> {
