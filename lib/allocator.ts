@@ -21,13 +21,14 @@ export const ALLOCATOR_PRIMER_BYTES = 16 * 1024 * 1024;
 let primed = false;
 
 /**
- * Once per process: allocate one block of ALLOCATOR_PRIMER_BYTES and drop it;
+ * Once per process, unless `wanted` is false (the option primeAllocator,
+ * default true): allocate one block of ALLOCATOR_PRIMER_BYTES and drop it;
  * glibc adjusts when the garbage collector frees it. Nothing is written to it,
  * so it never takes memory. The cost: after a burst, up to 32 MiB of freed
  * memory stays with the process instead of going back to the system.
  */
-export function primeAllocator(): void {
-  if (primed) return;
+export function primeAllocator(wanted: boolean | undefined): void {
+  if (wanted === false || primed) return;
   primed = true;
   // Its own ArrayBuffer (not from Node's pool), left uninitialized: one malloc, no page touched.
   Buffer.allocUnsafeSlow(ALLOCATOR_PRIMER_BYTES);

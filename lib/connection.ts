@@ -65,6 +65,25 @@ export interface ConnectionSettings {
   pauseReadingAt: number;
 }
 
+/** The options serve() and connect() share; connectionSettings() fills in the defaults. */
+export interface ConnectionOptions {
+  /** Milliseconds for the closing handshake before the socket is dropped. Default 5 000. */
+  closeTimeout?: number;
+  /** Most bytes queued for a slow reader before its connection is dropped. Default 64 MiB. */
+  maxBufferedAmount?: number;
+  /** Unread messages queued for receive()/for-await before reading pauses. Default 16. */
+  maxQueuedMessages?: number;
+  /** Bytes queued for the peer above which reading from it pauses until they are written. Default 1 MiB. */
+  pauseReadingAt?: number;
+  /**
+   * Once per process, nudge glibc's malloc into keeping and reusing freed
+   * memory, so large messages do not fault fresh pages in all the time
+   * (lib/allocator.ts). Default true; up to 32 MiB of freed memory may stay
+   * with the process.
+   */
+  primeAllocator?: boolean;
+}
+
 /** The defaults of ConnectionSettings, the same on both sides. */
 const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze({
   closeTimeout: 5_000,
@@ -77,7 +96,7 @@ const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze(
 });
 
 /** ConnectionSettings from user options, each missing one taken from the defaults. */
-export function connectionSettings(options: Partial<ConnectionSettings>): ConnectionSettings {
+export function connectionSettings(options: ConnectionOptions): ConnectionSettings {
   const d = DEFAULT_CONNECTION_SETTINGS;
   return {
     closeTimeout: options.closeTimeout ?? d.closeTimeout,

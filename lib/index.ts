@@ -8,5 +8,6 @@ export {
   type WSConnection,
   type ConnectionHandler,
   type ConnectionState,
+  type ConnectionOptions,
 } from './connection.js';
 export * from './protocol/index.js';

@@ -1,11 +1,11 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContextOptions } from 'node:tls';
 import { primeAllocator } from '../allocator.js';
-import { Connection, connectionSettings, type ConnectionHandler, type WSConnection } from '../connection.js';
+import { Connection, connectionSettings, type ConnectionHandler, type ConnectionOptions, type WSConnection } from '../connection.js';
 import { ClientProtocol, type ClientProtocolOptions } from '../protocol/client.js';
 import { HandshakeError, WebSocketError } from '../protocol/errors.js';
 
-export interface ConnectOptions extends ClientProtocolOptions {
+export interface ConnectOptions extends ClientProtocolOptions, ConnectionOptions {
   /** Callbacks; without onMessage, read with `receive()` or `for await`. */
   handler?: ConnectionHandler;
   /** Milliseconds for TCP (and TLS) connect plus the handshake. Default 10 000. */
@@ -18,16 +18,6 @@ export interface ConnectOptions extends ClientProtocolOptions {
   rejectUnauthorized?: boolean;
   /** wss: the TLS server name (SNI and certificate check); default: the URL's host name. */
   servername?: string;
-  /** Milliseconds for the closing handshake before the socket is dropped. Default 5 000. */
-  closeTimeout?: number;
-  /** Most bytes queued for the kernel before the connection is dropped. Default 64 MiB. */
-  maxBufferedAmount?: number;
-  /** Unread messages queued before reading pauses. Default 16. */
-  maxQueuedMessages?: number;
-  /** Bytes queued for the kernel above which reading pauses until they are written. Default 1 MiB. */
-  pauseReadingAt?: number;
-  /** As serve()'s: once per process, nudge glibc's malloc into reusing freed memory. Default true. */
-  primeAllocator?: boolean;
 }
 
 /** The connect() or handshake took longer than `timeout`. */
@@ -44,7 +34,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * refuses, a TimeoutError, or the socket's error.
  */
 export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<WSConnection> {
-  if (options.primeAllocator ?? true) primeAllocator();
+  primeAllocator(options.primeAllocator);
   let target = new URL(url);
   let attempt = options;
   for (let redirects = options.maxRedirects ?? 0; ; redirects--) {

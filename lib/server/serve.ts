@@ -1,5 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
-import { Connection, connectionSettings, type ConnectionHandler, type ConnectionSettings, type HandshakeEvent, type WSConnection } from '../connection.js';
+import { Connection, connectionSettings, type ConnectionHandler, type ConnectionOptions, type ConnectionSettings, type HandshakeEvent, type WSConnection } from '../connection.js';
 import type { HandshakeRequest, HandshakeResponse } from '../protocol/handshake.js';
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
@@ -12,30 +12,15 @@ export type MessageHandler = (conn: WSConnection, message: Message) => void | Pr
 /** Either a message function or an object of callbacks (the Ballerina shape). */
 export type Handler = MessageHandler | ConnectionHandler;
 
-export interface ServeOptions extends ServerProtocolOptions {
+export interface ServeOptions extends ServerProtocolOptions, ConnectionOptions {
   /** Only this request path is upgraded; others get 404. Default: any path. */
   path?: string;
   /** Milliseconds from TCP accept to a complete handshake. Default 10 000. */
   handshakeTimeout?: number;
-  /** Milliseconds for the closing handshake before the socket is dropped. Default 5 000. */
-  closeTimeout?: number;
-  /** Most bytes queued for a slow reader before its connection is dropped. Default 64 MiB. */
-  maxBufferedAmount?: number;
-  /** Unread messages queued for receive()/for-await before reading pauses. Default 16. */
-  maxQueuedMessages?: number;
-  /** Bytes queued for a peer above which reading from it pauses until they are written. Default 1 MiB. */
-  pauseReadingAt?: number;
   /** Most simultaneous connections; more get 503. Default 100 000. */
   maxConnections?: number;
   /** listen() backlog. Default 511. */
   backlog?: number;
-  /**
-   * Once per process, nudge glibc's malloc into keeping and reusing freed
-   * memory, so large messages do not fault fresh pages in all the time
-   * (lib/allocator.ts). Default true; up to 32 MiB of freed memory may stay
-   * with the process.
-   */
-  primeAllocator?: boolean;
 }
 
 const DEFAULTS = {
@@ -71,7 +56,7 @@ export class Server {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
     };
     this.listener = new TCPListener((socket) => this.accept(socket));
-    if (options.primeAllocator ?? true) primeAllocator();
+    primeAllocator(options.primeAllocator);
   }
 
   listen(host: string, port: number): Promise<void> {
