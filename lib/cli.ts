@@ -2,7 +2,7 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
-import { serve } from './server/serve.js';
+import { Server, type Handler } from './server/serve.js';
 
 const HELP = `resound — WebSocket tools
 
@@ -10,6 +10,10 @@ Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
+  resound room [--host 127.0.0.1] [--port 9001] [--max-payload 67108864]
+      One room: every connection subscribes to it, and every message a
+      client sends is published to every connection, the sender included.
+      The target for the fan-out benchmark.
   resound client ws://host:port/path [--binary] [--subprotocol NAME]
       Console client: sends each line read from standard input as a message
       (text, or binary with --binary) and prints every message received.
@@ -17,11 +21,11 @@ Usage:
   resound --help
 
 Options:
-  --host          echo: address to listen on (default 127.0.0.1)
-  --port          echo: TCP port (default 9001; 0 picks a free one)
+  --host          echo, room: address to listen on (default 127.0.0.1)
+  --port          echo, room: TCP port (default 9001; 0 picks a free one)
   --max-payload   largest message in bytes (default 64 MiB, enough for
                   Autobahn's 16 MiB cases)
-  --quiet         echo: do not print the listening URL
+  --quiet         echo, room: do not print the listening URL
   --binary        client: send lines as binary messages
   --text          client: send lines as text messages (the default)
   --subprotocol   client: offer this subprotocol (repeatable)
@@ -61,7 +65,9 @@ async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(maxPayload) || maxPayload < 0) throw new RangeError(`bad --max-payload ${values['max-payload']}`);
   switch (command) {
     case 'echo':
-      return echo(values, maxPayload);
+      return runServer('echo', (conn, message) => void conn.send(message), values, maxPayload);
+    case 'room':
+      return runServer('room', roomHandler, values, maxPayload);
     case 'client':
       if (positionals[1] === undefined) throw new TypeError('resound client needs a ws:// or wss:// URL');
       return client(positionals[1], values, maxPayload);
@@ -71,15 +77,31 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function echo(values: Values, maxPayload: number): Promise<number> {
+const ROOM = 'room';
+
+/** Everyone is in the room; whatever one says, everyone hears, the speaker too. */
+const roomHandler: Handler = {
+  onOpen(conn) {
+    conn.subscribe(ROOM);
+  },
+  onMessage(conn, message) {
+    // publish() skips the sender, which hears itself through its own send.
+    conn.publish(ROOM, message);
+    void conn.send(message);
+  },
+};
+
+/** Serve `handler` until SIGINT or SIGTERM, then close every connection. */
+async function runServer(name: string, handler: Handler, values: Values, maxPayload: number): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
-  const server = await serve((conn, message) => void conn.send(message), values.host, port, {
+  const server = new Server(handler, {
     maxPayload,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });
-  if (!values.quiet) process.stdout.write(`resound echo server listening on ${server.url}\n`);
+  await server.listen(values.host, port);
+  if (!values.quiet) process.stdout.write(`resound ${name} server listening on ${server.url}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

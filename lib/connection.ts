@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
-import { WebSocketError } from './protocol/errors.js';
+import { InvalidStateError, WebSocketError } from './protocol/errors.js';
 import type { HandshakeRequest } from './protocol/handshake.js';
+import type { PreparedMessage } from './protocol/prepared.js';
+import type { TopicRegistry } from './server/topics.js';
 import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
@@ -33,6 +35,24 @@ export interface WSConnection extends AsyncIterable<Message> {
   /** Text for a string, binary for bytes. */
   send(data: string | Uint8Array): Promise<void>;
   ping(data?: Uint8Array | string): Promise<void>;
+  /**
+   * Receive every message the server publishes to `topic` (`server.publish`,
+   * or `publish` on another connection) until unsubscribed or closed; a
+   * closed connection leaves its topics by itself. Server connections only:
+   * on a client connection, or once closed, it throws InvalidStateError.
+   */
+  subscribe(topic: string): void;
+  /** Stop receiving `topic`; a no-op when not subscribed. */
+  unsubscribe(topic: string): void;
+  /** The topics this connection is subscribed to. */
+  readonly subscriptions: ReadonlySet<string>;
+  /**
+   * Send to every other open subscriber of `topic` (not to this connection,
+   * subscribed or not), framed once for all; returns how many it was queued
+   * for. Delivery is not awaited: a subscriber that reads too slowly is
+   * dropped at maxBufferedAmount like for any send.
+   */
+  publish(topic: string, data: string | Uint8Array): number;
   /** Start the closing handshake; a no-op once closing. */
   close(code?: number, reason?: string): void;
   /**
@@ -63,6 +83,8 @@ export interface ConnectionSettings {
   maxQueuedMessages: number;
   /** Bytes queued for the kernel above which reading from the socket pauses until they are written. */
   pauseReadingAt: number;
+  /** The server's topics; absent on a client. Shared by every connection of the server. */
+  topics?: TopicRegistry;
 }
 
 /** The options serve() and connect() share; connectionSettings() fills in the defaults. */
@@ -194,7 +216,11 @@ class Extras {
   resolveClosed: ((info: CloseInfo) => void) | null = null;
   /** Created the first time a handler returns a promise. */
   reportRejection: ((error: unknown) => void) | null = null;
+  /** The topics this connection subscribed to, so that it can leave them when it closes. */
+  topics: Set<string> | null = null;
 }
+
+const NO_TOPICS: ReadonlySet<string> = new Set();
 
 /**
  * The I/O half of a connection: moves bytes between a socket and a sans-IO
@@ -314,6 +340,44 @@ export class Connection implements WSConnection {
   ping(data?: Uint8Array | string): Promise<void> {
     this.protocol.sendPing(data);
     return this.written();
+  }
+
+  /**
+   * Queue a message framed once for many connections, without a promise of
+   * its own (a publish to thousands must not create thousands). False, and
+   * nothing queued, unless the connection is OPEN.
+   */
+  sendPrepared(message: PreparedMessage): boolean {
+    if (this.protocol.state !== State.OPEN) return false;
+    this.protocol.sendPrepared(message);
+    if (!this.has(DISPATCHING)) this.flush();
+    return true;
+  }
+
+  subscribe(topic: string): void {
+    const registry = this.topicRegistry('subscribe');
+    if (registry.subscribe(this, topic)) (this.extras.topics ??= new Set()).add(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    const registry = this.settings.topics;
+    if (registry !== undefined && registry.unsubscribe(this, topic)) this.extra!.topics!.delete(topic);
+  }
+
+  get subscriptions(): ReadonlySet<string> {
+    return this.extra?.topics ?? NO_TOPICS;
+  }
+
+  publish(topic: string, data: string | Uint8Array): number {
+    return this.topicRegistry('publish').publish(topic, data, this);
+  }
+
+  /** The server's topics, for `action`; throws on a client connection or a closed one. */
+  private topicRegistry(action: string): TopicRegistry {
+    const registry = this.settings.topics;
+    if (registry === undefined) throw new InvalidStateError(`cannot ${action}: topics belong to a server, and this is a client connection`);
+    if (this.has(CLOSED)) throw new InvalidStateError(`cannot ${action}: connection is CLOSED`);
+    return registry;
   }
 
   close(code?: number, reason?: string): void {
@@ -519,11 +583,19 @@ export class Connection implements WSConnection {
     this.protocol.dataToSend();
     if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'), this.socket);
     this.batch = null;
+    this.leaveTopics();
     const info = this.closeInfo();
     for (const waiter of this.extra?.waiters?.splice(0) ?? []) waiter.reject(new ConnectionClosedError(info.code, info.reason));
     if (this.has(OPENED)) this.call(this.handler.onClose, info.code, info.reason);
     this.extra?.resolveClosed?.(info);
     this.onSocketClosed?.(this);
+  }
+
+  private leaveTopics(): void {
+    const topics = this.extra?.topics;
+    if (topics == null) return;
+    for (const topic of topics) this.settings.topics!.unsubscribe(this, topic);
+    topics.clear();
   }
 
   /** The rarely used state, created on first use. */

@@ -19,6 +19,7 @@ export { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close
 export { WebSocketError, ProtocolError, HandshakeError, InvalidStateError } from './errors.js';
 export { Opcode, MAX_CONTROL_PAYLOAD, writeFrameHeader, headerLength } from './frame.js';
 export { applyMask } from './mask.js';
+export { PreparedMessage } from './prepared.js';
 export { Utf8Validator, isValidUtf8 } from './utf8.js';
 export {
   computeAcceptKey,

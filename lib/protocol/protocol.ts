@@ -4,6 +4,7 @@ import { InvalidStateError, ProtocolError, type HandshakeError } from './errors.
 import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
 import { applyMask, maskInto, maskWithKey, unmaskAscii } from './mask.js';
 import { OutputQueue, SLAB_FRAME_LIMIT } from './output.js';
+import type { PreparedMessage } from './prepared.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
 
@@ -228,6 +229,16 @@ export abstract class Protocol {
   send(data: string | Uint8Array): void {
     if (typeof data === 'string') this.sendText(data);
     else this.sendBinary(data);
+  }
+
+  /**
+   * Send a message framed once for many connections. A server queues the
+   * shared frame itself (no copy); a client masks a copy of its payload.
+   */
+  sendPrepared(message: PreparedMessage): void {
+    this.assertCanSendData();
+    if (this.side === 'server') this.output.push(message.frame);
+    else this.sendFrame(message.opcode, message.payload);
   }
 
   sendPing(data: Uint8Array | string = EMPTY): void {

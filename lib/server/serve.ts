@@ -6,6 +6,8 @@ import { State } from '../protocol/protocol.js';
 import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
 import { primeAllocator } from '../allocator.js';
 import { TCPListener } from './listener.js';
+import { PreparedMessage } from '../protocol/prepared.js';
+import { sendToEach, TopicRegistry } from './topics.js';
 
 /** The mojo-websockets shape: one function per message. */
 export type MessageHandler = (conn: WSConnection, message: Message) => void | Promise<void>;
@@ -42,6 +44,7 @@ export class Server {
   private readonly handler: ConnectionHandler;
   private readonly listener: TCPListener;
   private readonly settings: ServerSettings;
+  private readonly topics = new TopicRegistry();
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
 
@@ -54,6 +57,7 @@ export class Server {
       ...connectionSettings(options),
       handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+      topics: this.topics,
     };
     this.listener = new TCPListener((socket) => this.accept(socket));
     primeAllocator(options.primeAllocator);
@@ -71,6 +75,34 @@ export class Server {
   get url(): string {
     const { address, family, port } = this.address();
     return `ws://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+  }
+
+  /**
+   * Send `data` to every open subscriber of `topic` (see WSConnection.subscribe),
+   * framed once for all; returns how many it was queued for. Text for a
+   * string, binary for bytes.
+   */
+  publish(topic: string, data: string | Uint8Array): number {
+    return this.topics.publish(topic, data, null);
+  }
+
+  /**
+   * Send `data` to each open connection of `recipients` (default: every
+   * connection of this server), framed once for all; returns how many it was
+   * queued for.
+   */
+  broadcast(data: string | Uint8Array, recipients: Iterable<WSConnection> = this.connections): number {
+    return sendToEach(recipients as Iterable<Connection>, new PreparedMessage(data), null);
+  }
+
+  /** Subscribers of `topic`. */
+  subscriberCount(topic: string): number {
+    return this.topics.count(topic);
+  }
+
+  /** Topics with at least one subscriber. */
+  topicNames(): string[] {
+    return this.topics.names();
   }
 
   /**

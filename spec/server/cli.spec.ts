@@ -1,5 +1,5 @@
 /**
- * The `resound` CLI as a user runs it: `resound echo` in a child process
+ * The `resound` CLI as a user runs it: `resound echo` and `resound room` in a child process
  * (port 0 prints the real URL), SIGTERM shuts it down cleanly, `--help`
  * prints usage; and the echo server's peak memory for a 16 MiB message.
  */
@@ -22,6 +22,29 @@ test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', {
   const exit = await withTimeout(child.exited, 8000, 'resound echo to exit after SIGTERM');
   assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${child.stderr()}`);
   assert.equal(child.stderr(), '');
+});
+
+test('resound room: a message from one client reaches every client, the sender too', { timeout: 20_000 }, async (t) => {
+  const { child, url } = await startEcho(t, [], 'room');
+  assert.match(child.stdout(), /resound room server listening on ws:/);
+  const clients = [await WSClient.connect(url), await WSClient.connect(url), await WSClient.connect(url)];
+  // Each client opens before the next connects, but its subscription is made in onOpen on the
+  // server: a round trip through the room proves all three are in before the real test.
+  clients[2]!.send('ready?');
+  for (const client of clients) assert.equal(await client.next(), 'ready?');
+
+  clients[0]!.send('hello from 0 ✓');
+  for (const client of clients) assert.equal(await client.next(), 'hello from 0 ✓');
+  const data = patternBytes(70_000, 11);
+  clients[1]!.send(data);
+  for (const client of clients) assertSameBytes((await client.next()) as Buffer, data, 'binary through the room');
+
+  await clients[2]!.close(1000);
+  clients[0]!.send('two left');
+  for (const client of clients.slice(0, 2)) assert.equal(await client.next(), 'two left');
+  child.proc.kill('SIGTERM');
+  const exit = await withTimeout(child.exited, 8000, 'resound room to exit after SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${child.stderr()}`);
 });
 
 test('resound echo exits 0 on SIGINT too', { timeout: 15_000 }, async (t) => {

@@ -338,9 +338,9 @@ export function reapCli(t: Pick<TestContext, 'after'>, child: CliChild): void {
   });
 }
 
-/** `resound echo --port 0 EXTRA…`, resolved with its URL once it listens; killed after the test. */
-export async function startEchoCli(t: Pick<TestContext, 'after'>, extra: string[] = []): Promise<{ child: CliChild; url: string }> {
-  const child = runCli(['echo', '--port', '0', ...extra]);
+/** `resound COMMAND --port 0 EXTRA…` (echo or room), resolved with its URL once it listens; killed after the test. */
+export async function startEchoCli(t: Pick<TestContext, 'after'>, extra: string[] = [], command = 'echo'): Promise<{ child: CliChild; url: string }> {
+  const child = runCli([command, '--port', '0', ...extra]);
   reapCli(t, child);
   const url = await withTimeout(
     new Promise<string>((resolve, reject) => {
@@ -349,11 +349,11 @@ export async function startEchoCli(t: Pick<TestContext, 'after'>, extra: string[
         if (match && match[2] !== '0') resolve(match[1]!);
       };
       child.proc.stdout.on('data', check);
-      child.exited.then(({ code }) => reject(new Error(`resound echo exited with ${code}: ${child.stderr()}`)));
+      child.exited.then(({ code }) => reject(new Error(`resound ${command} exited with ${code}: ${child.stderr()}`)));
       check();
     }),
     10_000,
-    'resound echo to print its URL',
+    `resound ${command} to print its URL`,
   );
   return { child, url };
 }
