@@ -1,28 +1,36 @@
-// Chat room on /chat: each text message is sent to everyone connected.
+// Chat rooms on /chat: each text message goes to everyone in the sender's room.
 // Run: npm run build && node dist/examples/chat.js [port]
+// Join with ws://127.0.0.1:PORT/chat?name=alice&room=lobby (room defaults to lobby).
 import { serve, type WSConnection } from '../lib/index.js';
 
 const port = Number(process.argv[2] ?? 8080);
-const members = new Set<WSConnection>();
+
+/** Rooms are topics: a line is framed once and queued on every member. */
+function roomOf(conn: WSConnection): string {
+  return `room:${conn.request.query.get('room') ?? 'lobby'}`;
+}
+
+function nameOf(conn: WSConnection): string {
+  return String(conn.attributes.get('name'));
+}
 
 const server = await serve(
   {
     onOpen(conn) {
-      const name = conn.request.query.get('name') ?? `guest-${conn.remotePort}`;
-      conn.attributes.set('name', name);
-      members.add(conn);
-      broadcast(`* ${name} joined`);
+      conn.attributes.set('name', conn.request.query.get('name') ?? `guest-${conn.remotePort}`);
+      conn.subscribe(roomOf(conn));
+      server.publish(roomOf(conn), `* ${nameOf(conn)} joined`);
     },
     onMessage(conn, message) {
       if (typeof message !== 'string') {
         conn.close(1003, 'this room speaks text');
         return;
       }
-      broadcast(`${String(conn.attributes.get('name'))}: ${message}`);
+      server.publish(roomOf(conn), `${nameOf(conn)}: ${message}`);
     },
     onClose(conn) {
-      members.delete(conn);
-      broadcast(`* ${String(conn.attributes.get('name'))} left`);
+      // The closed connection has already left its room.
+      server.publish(roomOf(conn), `* ${nameOf(conn)} left`);
     },
     onError(conn, error) {
       console.error(`${conn.remoteAddress}: ${error.message}`);
@@ -33,10 +41,6 @@ const server = await serve(
   { path: '/chat', maxPayload: 64 * 1024 },
 );
 
-function broadcast(line: string): void {
-  for (const member of members) if (member.state === 'OPEN') member.sendText(line);
-}
-
-console.log(`chat on ${server.url}/chat?name=alice`);
+console.log(`chat on ${server.url}/chat?name=alice&room=lobby`);
 process.once('SIGINT', () => void server.close());
 process.once('SIGTERM', () => void server.close());

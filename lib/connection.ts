@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { InvalidStateError, WebSocketError } from './protocol/errors.js';
 import type { HandshakeRequest } from './protocol/handshake.js';
 import type { PreparedMessage } from './protocol/prepared.js';
-import type { TopicRegistry } from './server/topics.js';
+import type { TopicRegistry } from './apps/pubsub.js';
 import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];

@@ -7,7 +7,7 @@ import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.j
 import { primeAllocator } from '../allocator.js';
 import { TCPListener } from './listener.js';
 import { PreparedMessage } from '../protocol/prepared.js';
-import { sendToEach, TopicRegistry } from './topics.js';
+import { sendToEach, TopicRegistry } from '../apps/pubsub.js';
 
 /** The mojo-websockets shape: one function per message. */
 export type MessageHandler = (conn: WSConnection, message: Message) => void | Promise<void>;

@@ -45,7 +45,7 @@ test('examples/echo: text and binary come back as sent; SIGTERM stops it cleanly
   }
 });
 
-test('examples/chat: joins, messages and departures reach every member; binary is refused with 1003', { timeout: 15_000 }, async () => {
+test('examples/chat: joins, messages and departures reach every member of the room, and no other room; binary is refused with 1003', { timeout: 15_000 }, async () => {
   const { child, url } = await startExample('chat');
   try {
     const alice = await connect(`${url}/chat?name=alice`);
@@ -60,6 +60,18 @@ test('examples/chat: joins, messages and departures reach every member; binary i
     assert.equal((await withTimeout(bob.closed, 2000, 'bob closed')).code, 1003);
     assert.equal(await withTimeout(alice.receive(), 2000, 'alice sees bob leave'), '* bob left');
     await assert.rejects(connect(`${url}/elsewhere`), (error: Error & { status?: number }) => error.status === 404);
+
+    // Rooms are apart: carol, in another room, hears only her room.
+    const carol = await connect(`${url}/chat?name=carol&room=attic`);
+    assert.equal(await withTimeout(carol.receive(), 2000, 'carol joined'), '* carol joined');
+    await alice.sendText('lobby only');
+    assert.equal(await withTimeout(alice.receive(), 2000, 'alice gets her line'), 'alice: lobby only');
+    await carol.sendText('attic only');
+    assert.equal(await withTimeout(carol.receive(), 2000, 'carol gets her line'), 'carol: attic only');
+    await alice.sendText('lobby again');
+    assert.equal(await withTimeout(alice.receive(), 2000, 'alice, not the attic line'), 'alice: lobby again');
+    carol.close();
+    await withTimeout(carol.closed, 2000, 'carol closed');
     alice.close();
     await withTimeout(alice.closed, 2000, 'alice closed');
   } finally {
