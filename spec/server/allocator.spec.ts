@@ -19,12 +19,27 @@ function faultsPerMessage(mode: 'default' | 'off'): Promise<number> {
   });
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 test('serve() primes glibc: large-message allocation stops faulting pages in; primeAllocator: false leaves glibc alone', { timeout: 120_000 }, async () => {
   const header = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header;
   assert.ok(header.glibcVersionRuntime, 'this test measures glibc, which the supported platform (Debian) runs');
-  const primed = await faultsPerMessage('default');
-  const unprimed = await faultsPerMessage('off');
+  // On a busy machine the garbage collector falls behind the allocations, the heap outgrows what
+  // glibc keeps, and either mode faults more; and now and then something else in the process
+  // raises glibc's thresholds by itself. So the medians of five runs each, taken in turns:
+  // with the primer made a no-op the two medians come out alike and the test fails.
+  const primedRuns: number[] = [];
+  const unprimedRuns: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    primedRuns.push(await faultsPerMessage('default'));
+    unprimedRuns.push(await faultsPerMessage('off'));
+  }
+  const primed = median(primedRuns);
+  const unprimed = median(unprimedRuns);
   // A 1 MiB message is 256 pages (and as many again for its reads): 2.5 faults is under 1 % of them.
-  assert.ok(primed < 2.5, `with the default, ${primed.toFixed(1)} page faults per 1 MiB message`);
-  assert.ok(unprimed > 2 * primed, `without priming ${unprimed.toFixed(1)} faults per message against ${primed.toFixed(1)}: the test does not tell them apart`);
+  assert.ok(primed < 2.5, `with the default, ${primed.toFixed(1)} page faults per 1 MiB message (runs: ${primedRuns.map((r) => r.toFixed(1)).join(', ')})`);
+  assert.ok(unprimed > 3 * primed, `without priming ${unprimed.toFixed(1)} faults per message against ${primed.toFixed(1)}: the test does not tell them apart (runs: ${unprimedRuns.map((r) => r.toFixed(1)).join(', ')})`);
 });
