@@ -1,6 +1,6 @@
 /*
- * The native load generator: the same loads as loadgen.ts (echo and churn
- * kinds), written in C on epoll so that it needs far less CPU per message
+ * The native load generator: the same loads as loadgen.ts (echo, churn and
+ * fanout kinds), written in C on epoll so that it needs far less CPU per message
  * and per connection than any server it measures. The runner (run.ts)
  * compiles it with the system C compiler into dist/bench/ and passes every
  * scenario parameter on the command line; without a compiler it falls back
@@ -10,6 +10,8 @@
  *             --binary 0|1 --latency 0|1 [--raw] --accept ACCEPT
  *             [--warmup S] [--duration S] [--server-pid PID]
  *   loadgen-c --kind churn --port P --concurrency N --accept ACCEPT ...
+ *   loadgen-c --kind fanout --port P --connections N --batch N --size N
+ *             --binary 0|1 [--raw] --accept ACCEPT ...
  *
  * ACCEPT is the Sec-WebSocket-Accept value for the fixed key below (the
  * runner computes it; no SHA-1 here). Prints one JSON line and exits: the
@@ -40,13 +42,15 @@
 #define READ_SIZE (256 * 1024)
 #define SETUP_SECONDS 60.0
 #define MAX_SAMPLES (1 << 21)
+/* fanout: a round (one publish reaching every connection) longer than this fails the run. */
+#define ROUND_TIMEOUT_SECONDS 10.0
 
 static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 /* ------------------------------------------------------------ options */
 
 static const char *kind = "";
-static int port, connections = 1, inflight = 1, size = 32, binary, latency, raw_echo, concurrency = 50;
+static int port, connections = 1, inflight = 1, size = 32, binary, latency, raw_echo, concurrency = 50, batch = 200;
 static double warmup_s = 1, duration_s = 5;
 static long server_pid = -1;
 static const char *accept_value = "";
@@ -78,6 +82,7 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--binary") == 0) binary = atoi(v);
     else if (strcmp(a, "--latency") == 0) latency = atoi(v);
     else if (strcmp(a, "--concurrency") == 0) concurrency = atoi(v);
+    else if (strcmp(a, "--batch") == 0) batch = atoi(v);
     else if (strcmp(a, "--warmup") == 0) warmup_s = atof(v);
     else if (strcmp(a, "--duration") == 0) duration_s = atof(v);
     else if (strcmp(a, "--server-pid") == 0) server_pid = atol(v);
@@ -85,7 +90,7 @@ static void parse_args(int argc, char **argv) {
     else finish_fail("unknown option %s", a);
   }
   if (port <= 0 || accept_value[0] == '\0') finish_fail("--port and --accept are required");
-  if (connections < 1 || inflight < 1 || size < 0 || concurrency < 1) finish_fail("bad scenario parameters");
+  if (connections < 1 || inflight < 1 || size < 0 || concurrency < 1 || batch < 1) finish_fail("bad scenario parameters");
 }
 
 /* ------------------------------------------------------------ clocks and CPU */
@@ -212,8 +217,10 @@ struct conn {
   int want_out;
   char *head;
   size_t head_len;
-  /* echo: bytes of a reply received beyond whole replies, bytes of the first reply checked */
+  /* echo, fanout: bytes of a reply received beyond whole replies, bytes of the first reply checked */
   size_t partial, checked;
+  /* fanout: whole messages received on this connection */
+  uint64_t delivered;
   /* echo: bytes written so far and bytes owed (frames whose echo came back, not yet rewritten) */
   uint64_t sent_total, owed;
   double sent_at;
@@ -387,9 +394,66 @@ static void churn_done(struct conn *c) {
   if (!stopped) open_conn(c);
 }
 
+/* ------------------------------------------------------------ fanout */
+
+/*
+ * Every connection subscribes; subscribers[0] also publishes, one message at a
+ * time: a round starts when the publish is written and ends when every
+ * connection, subscribers[0] included, has received the server's frame.
+ */
+static struct conn *subscribers;
+static int next_to_open;
+static uint8_t *publish_frame;
+static uint64_t rounds_published, rounds_completed;
+/* Connections still to receive the current round's message; 0 between rounds. */
+static long round_left;
+static double round_start;
+
+static void publish(void) {
+  round_start = now_s();
+  rounds_published++;
+  round_left = connections;
+  /* One small frame on a socket whose previous publish the server has read: one write, or a broken run. */
+  if (write(subscribers[0].fd, publish_frame, frame_len) != (ssize_t)frame_len) finish_fail("the publish did not go out in one write");
+}
+
+static void on_fanout_frames(struct conn *c, const uint8_t *bytes, size_t n) {
+  if (c->checked < reply_len) {
+    size_t k = reply_len - c->checked < n ? reply_len - c->checked : n;
+    if (memcmp(bytes, expected + c->checked, k) != 0) {
+      finish_fail("the first delivery differs from the expected %zu-byte frame", reply_len);
+    }
+    c->checked += k;
+  }
+  received_bytes += n;
+  size_t total = c->partial + n;
+  size_t messages = total / reply_len;
+  c->partial = total - messages * reply_len;
+  if (messages == 0) return;
+  c->delivered += messages;
+  if (c->delivered > rounds_published) {
+    finish_fail("a connection received %llu messages for %llu published", (unsigned long long)c->delivered,
+                (unsigned long long)rounds_published);
+  }
+  round_left -= (long)messages;
+  if (round_left > 0) return;
+  double t = now_s();
+  if (recording && sample_count < MAX_SAMPLES) samples[sample_count++] = t - round_start;
+  rounds_completed++;
+  if (!stopped) publish();
+}
+
+/* A connection finished its handshake: open the next one, so that at most `batch` handshakes are in progress. */
+static void on_fanout_open(void) {
+  if (next_to_open < connections) open_conn(&subscribers[next_to_open++]);
+}
+
 /* ------------------------------------------------------------ the loop */
 
-static void on_readable(struct conn *c, int is_churn) {
+enum { MODE_ECHO, MODE_CHURN, MODE_FANOUT };
+
+static void on_readable(struct conn *c, int mode) {
+  int is_churn = mode == MODE_CHURN;
   ssize_t n = read(c->fd, read_buffer, READ_SIZE);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -415,17 +479,19 @@ static void on_readable(struct conn *c, int is_churn) {
     start = (size_t)at;
     if (is_churn) {
       if (write(c->fd, close_frame, close_frame_len) != (ssize_t)close_frame_len) finish_fail("the close frame did not go out in one write");
-    } else if (++opened == connections) {
-      started = 1;
+    } else {
+      if (++opened == connections) started = 1;
+      if (mode == MODE_FANOUT) on_fanout_open();
     }
   }
   if (start < (size_t)n) {
     if (is_churn) on_churn_frames(c, read_buffer + start, (size_t)n - start);
+    else if (mode == MODE_FANOUT) on_fanout_frames(c, read_buffer + start, (size_t)n - start);
     else on_echo_frames(c, read_buffer + start, (size_t)n - start);
   }
 }
 
-static void dispatch(struct epoll_event *events, int count, int is_churn) {
+static void dispatch(struct epoll_event *events, int count, int mode) {
   for (int i = 0; i < count; i++) {
     struct conn *c = events[i].data.ptr;
     if (c->state == DONE) continue;
@@ -433,25 +499,30 @@ static void dispatch(struct epoll_event *events, int count, int is_churn) {
       if (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
       continue;
     }
-    if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c, is_churn);
-    if (c->state == OPEN && !is_churn && (events[i].events & EPOLLOUT)) flush_owed(c);
+    if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c, mode);
+    if (c->state == OPEN && mode == MODE_ECHO && (events[i].events & EPOLLOUT)) flush_owed(c);
   }
 }
 
 /* Run the loop until `until` (monotonic seconds). */
-static void loop_until(double until, int is_churn, int stop_when_started) {
+static void loop_until(double until, int mode, int stop_when_started) {
   static struct epoll_event events[1024];
   for (;;) {
-    double left = until - now_s();
+    double t = now_s();
+    double left = until - t;
     if (left <= 0) return;
     if (stop_when_started && started) return;
+    if (mode == MODE_FANOUT && round_left > 0 && t - round_start > ROUND_TIMEOUT_SECONDS) {
+      finish_fail("a round did not complete within %.0f s: %ld of %d connections did not get the message", ROUND_TIMEOUT_SECONDS,
+                  round_left, connections);
+    }
     int timeout = (int)(left * 1000) + 1;
     int count = epoll_wait(epfd, events, 1024, timeout > 50 ? 50 : timeout);
     if (count < 0) {
       if (errno == EINTR) continue;
       finish_fail("epoll_wait: %s", strerror(errno));
     }
-    dispatch(events, count, is_churn);
+    dispatch(events, count, mode);
   }
 }
 
@@ -475,19 +546,19 @@ static void run_echo(void) {
 
   struct conn *conns = calloc((size_t)connections, sizeof *conns);
   for (int i = 0; i < connections; i++) open_conn(&conns[i]);
-  loop_until(now_s() + SETUP_SECONDS, 0, 1);
+  loop_until(now_s() + SETUP_SECONDS, MODE_ECHO, 1);
   if (!started) finish_fail("setup took longer than %.0f s", SETUP_SECONDS);
   for (int i = 0; i < connections; i++) {
     conns[i].sent_at = now_s();
     conns[i].owed = (uint64_t)inflight * frame_len;
     flush_owed(&conns[i]);
   }
-  loop_until(now_s() + warmup_s, 0, 0);
+  loop_until(now_s() + warmup_s, MODE_ECHO, 0);
   uint64_t bytes0 = received_bytes;
   struct window w;
   window_open(&w);
   recording = 1;
-  loop_until(now_s() + duration_s, 0, 0);
+  loop_until(now_s() + duration_s, MODE_ECHO, 0);
   recording = 0;
   stopped = 1;
   uint64_t bytes1 = received_bytes;
@@ -514,11 +585,11 @@ static void run_churn(void) {
   close_frame_len = frame(close_frame, 8, code, 2, 1);
   struct conn *conns = calloc((size_t)concurrency, sizeof *conns);
   for (int i = 0; i < concurrency; i++) open_conn(&conns[i]);
-  loop_until(now_s() + warmup_s, 1, 0);
+  loop_until(now_s() + warmup_s, MODE_CHURN, 0);
   uint64_t c0 = completed;
   struct window w;
   window_open(&w);
-  loop_until(now_s() + duration_s, 1, 0);
+  loop_until(now_s() + duration_s, MODE_CHURN, 0);
   stopped = 1;
   uint64_t c1 = completed;
   if (c1 == c0) finish_fail("no handshake completed in the measured window");
@@ -529,6 +600,58 @@ static void run_churn(void) {
   printf("\"metrics\":{\"handshakesPerSec\":%.2f}}\n", (double)(c1 - c0) / seconds);
   fflush(stdout);
   for (int i = 0; i < concurrency; i++) close_conn(&conns[i]);
+}
+
+static void run_fanout(void) {
+  int opcode = binary ? 2 : 1;
+  uint8_t *body = payload_bytes(size, binary);
+  publish_frame = malloc((size_t)size + 14);
+  frame_len = frame(publish_frame, opcode, body, (size_t)size, 1);
+  expected = malloc((size_t)size + 14);
+  if (raw_echo) {
+    /* The raw server forwards the publisher's bytes: the masked client frame. */
+    memcpy(expected, publish_frame, frame_len);
+    reply_len = frame_len;
+  } else {
+    reply_len = frame(expected, opcode, body, (size_t)size, 0);
+  }
+  samples = malloc(sizeof(double) * MAX_SAMPLES);
+
+  subscribers = calloc((size_t)connections, sizeof *subscribers);
+  for (int i = 0; i < connections; i++) subscribers[i].fd = -1;
+  int first = batch < connections ? batch : connections;
+  for (next_to_open = 0; next_to_open < first; next_to_open++) open_conn(&subscribers[next_to_open]);
+  double setup_start = now_s();
+  loop_until(setup_start + SETUP_SECONDS, MODE_FANOUT, 1);
+  if (!started) finish_fail("setup took longer than %.0f s: %d of %d connections open", SETUP_SECONDS, opened, connections);
+  double opening_s = now_s() - setup_start;
+  publish();
+  loop_until(now_s() + warmup_s, MODE_FANOUT, 0);
+  uint64_t bytes0 = received_bytes, rounds0 = rounds_completed;
+  struct window w;
+  window_open(&w);
+  recording = 1;
+  loop_until(now_s() + duration_s, MODE_FANOUT, 0);
+  recording = 0;
+  stopped = 1;
+  uint64_t bytes1 = received_bytes, rounds1 = rounds_completed;
+  double deliveries = (double)(bytes1 - bytes0) / (double)reply_len;
+  if (sample_count == 0) {
+    finish_fail("no round completed in the measured window (the last one has waited %.1f s: %ld of %d connections did not get the message)",
+                now_s() - round_start, round_left, connections);
+  }
+
+  printf("{\"ok\":true,");
+  double seconds;
+  window_print(&w, &seconds);
+  printf(",\"deliveries\":%.0f,\"rounds\":%llu,\"connections\":%d,\"seconds\":%.4f,\"openingSeconds\":%.3f,\"replyFrameBytes\":%zu},",
+         deliveries, (unsigned long long)(rounds1 - rounds0), connections, seconds, opening_s, reply_len);
+  qsort(samples, (size_t)sample_count, sizeof(double), compare_doubles);
+  /* quantile() gives µs: fan-out times are reported in ms. */
+  printf("\"metrics\":{\"deliveriesPerSec\":%.2f,\"fanoutP50\":%.4f,\"fanoutP90\":%.4f,\"fanoutP99\":%.4f,\"fanoutMax\":%.4f}}\n",
+         deliveries / seconds, quantile(0.5) / 1000, quantile(0.9) / 1000, quantile(0.99) / 1000, quantile(1.0) / 1000);
+  fflush(stdout);
+  for (int i = 0; i < connections; i++) close_conn(&subscribers[i]);
 }
 
 int main(int argc, char **argv) {
@@ -542,6 +665,7 @@ int main(int argc, char **argv) {
   if (epfd < 0) finish_fail("epoll_create1: %s", strerror(errno));
   if (strcmp(kind, "echo") == 0) run_echo();
   else if (strcmp(kind, "churn") == 0) run_churn();
-  else finish_fail("--kind must be echo or churn");
+  else if (strcmp(kind, "fanout") == 0) run_fanout();
+  else finish_fail("--kind must be echo, churn or fanout");
   return 0;
 }

@@ -11,13 +11,14 @@
  *   node dist/bench/loadgen.js --scenario small --port 9001 [--warmup 1] [--duration 5]
  *        [--server-pid PID] [--raw]
  *
- * Prints one JSON line (LoadgenResult) on standard output and exits.
+ * Prints one JSON line (LoadgenResult) on standard output and exits. The
+ * fanout scenario's subscribers count their messages the same way, by bytes.
  */
 import { writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { scenarioNamed, type ChurnScenario, type EchoScenario, type IdleScenario, type LoadgenResult } from './scenarios.js';
+import { scenarioNamed, type ChurnScenario, type EchoScenario, type FanoutScenario, type IdleScenario, type LoadgenResult } from './scenarios.js';
 import {
   CLIENT_CLOSE,
   OPCODE_BINARY,
@@ -56,6 +57,8 @@ const serverPid = values['server-pid'] === undefined ? null : Number(values['ser
 const rawEcho = values.raw;
 /** Connections, handshakes and anything before the measurement must be done by then. */
 const SETUP_MS = 60_000;
+/** fanout: a round (one publish reaching every connection) longer than this fails the run. */
+const ROUND_TIMEOUT_MS = 10_000;
 
 const REQUEST = upgradeRequest(port);
 /** Every read of every socket lands here and is consumed before the next read. */
@@ -386,6 +389,114 @@ function runChurn(s: ChurnScenario): void {
   );
 }
 
+/**
+ * Every connection subscribes; connection 0 also publishes, one message at a
+ * time: a round starts when the publish is written and ends when every
+ * connection, the publisher included, has received the server's frame.
+ */
+function runFanout(s: FanoutScenario): void {
+  const opcode = s.binary ? OPCODE_BINARY : OPCODE_TEXT;
+  const body = payload(s.size, s.binary);
+  const frame = clientFrame(opcode, body);
+  // The raw server forwards the publisher's bytes: the masked client frame.
+  const expected = rawEcho ? frame : serverFrame(opcode, body);
+  const replySize = expected.length;
+  const samples = new Float64Array(1 << 20);
+  let sampleCount = 0;
+  let recording = false;
+  let stopped = false;
+  let receivedBytes = 0;
+  let roundsPublished = 0;
+  let roundsCompleted = 0;
+  /** Connections still to receive the current round's message; 0 between rounds. */
+  let roundLeft = 0;
+  let roundStart = 0;
+  let opened = 0;
+  let openingMs = 0;
+  const clients: FanoutClient[] = [];
+
+  class FanoutClient extends Client {
+    private readonly check = new FirstReplyCheck(expected);
+    private partial = 0;
+    private delivered = 0;
+
+    protected onOpen(): void {
+      opened++;
+      if (clients.length < s.connections) clients.push(new FanoutClient());
+      else if (opened === s.connections) start();
+    }
+
+    protected onFrames(buffer: Buffer, start: number, end: number): void {
+      if (!this.check.ok(buffer, start, end)) return fail(`the first delivery differs from the expected ${replySize}-byte frame`);
+      const bytes = end - start;
+      receivedBytes += bytes;
+      const total = this.partial + bytes;
+      const messages = Math.floor(total / replySize);
+      this.partial = total - messages * replySize;
+      if (messages === 0) return;
+      this.delivered += messages;
+      if (this.delivered > roundsPublished) return fail(`a connection received ${this.delivered} messages for ${roundsPublished} published`);
+      roundLeft -= messages;
+      if (roundLeft > 0) return;
+      if (recording && sampleCount < samples.length) samples[sampleCount++] = performance.now() - roundStart;
+      roundsCompleted++;
+      if (!stopped) publish();
+    }
+  }
+
+  function publish(): void {
+    roundStart = performance.now();
+    roundsPublished++;
+    roundLeft = s.connections;
+    clients[0]!.socket.write(frame);
+  }
+
+  const openStart = performance.now();
+  for (let i = 0; i < Math.min(s.batch, s.connections); i++) clients.push(new FanoutClient());
+
+  function start(): void {
+    openingMs = performance.now() - openStart;
+    const watchdog = setInterval(() => {
+      if (roundLeft > 0 && performance.now() - roundStart > ROUND_TIMEOUT_MS) {
+        fail(`a round did not complete within ${ROUND_TIMEOUT_MS / 1000} s: ${roundLeft} of ${s.connections} connections did not get the message`);
+      }
+    }, 100);
+    publish();
+    measure(
+      () => {
+        // Read at the start of the window (round times start being recorded) and at its end (they stop).
+        recording = !recording;
+        return { bytes: receivedBytes, rounds: roundsCompleted };
+      },
+      (start, end, window) => {
+        stopped = true;
+        clearInterval(watchdog);
+        if (sampleCount === 0) {
+          const waited = ((performance.now() - roundStart) / 1000).toFixed(1);
+          return fail(`no round completed in the measured window (the last one has waited ${waited} s: ${roundLeft} of ${s.connections} connections did not get the message)`);
+        }
+        const deliveries = (end.bytes - start.bytes) / replySize;
+        const seconds = window.ms / 1000;
+        const sorted = samples.subarray(0, sampleCount).sort();
+        const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+        for (const client of clients) client.destroy();
+        report(
+          { deliveriesPerSec: deliveries / seconds, fanoutP50: at(0.5), fanoutP90: at(0.9), fanoutP99: at(0.99), fanoutMax: at(1) },
+          window,
+          {
+            deliveries: Math.round(deliveries),
+            rounds: end.rounds - start.rounds,
+            connections: s.connections,
+            seconds,
+            openingSeconds: openingMs / 1000,
+            replyFrameBytes: replySize,
+          },
+        );
+      },
+    );
+  }
+}
+
 function report(all: Record<string, number>, window: WindowResult, details: Record<string, number | string>): void {
   const metrics: Record<string, number> = {};
   for (const metric of scenario.metrics) {
@@ -408,5 +519,8 @@ switch (scenario.kind) {
     break;
   case 'churn':
     runChurn(scenario);
+    break;
+  case 'fanout':
+    runFanout(scenario);
     break;
 }

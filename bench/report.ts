@@ -195,7 +195,8 @@ export class Report {
       if (unavailable !== undefined) notes.push(`${server}: not available (${unavailable.reason})`);
     }
     for (const column of this.columns) {
-      if (column.scenario.kind !== 'echo' || column.metric.better !== 'higher') continue;
+      const kind = column.scenario.kind;
+      if ((kind !== 'echo' && kind !== 'fanout') || column.metric.better !== 'higher') continue;
       let best: { server: ServerName; value: number } | null = null;
       for (const server of this.servers) {
         const value = RAW_ECHOES.includes(server) ? null : this.median(column, server);
@@ -205,7 +206,8 @@ export class Report {
       const f = column.metric.format;
       const versus = (value: number): string => `${(value / best.value).toFixed(2)}× the fastest WebSocket server (${best.server}, ${f(best.value)})`;
       const raw = this.median(column, 'raw');
-      if (raw !== null) notes.push(`${column.metric.label}: the raw Node echo (Node's ceiling) reached ${f(raw)} ${column.metric.unit}, ${versus(raw)}`);
+      const what = kind === 'fanout' ? 'fan-out' : 'echo';
+      if (raw !== null) notes.push(`${column.metric.label}: the raw Node ${what} (Node's ceiling) reached ${f(raw)} ${column.metric.unit}, ${versus(raw)}`);
       const rawC = this.median(column, 'raw-c');
       if (rawC !== null) {
         notes.push(`${column.metric.label}: against the C echo the load generator drove ${f(rawC)} ${column.metric.unit}, ${versus(rawC)}`);
@@ -235,7 +237,7 @@ export class Report {
         .map(([k, v]) => `${k} ${v}`)
         .join(' · ')}`,
       `${m.pinning}. Each cell: median of ${c.runs} runs of ${c.durationSeconds} s after ${c.warmupSeconds} s of warm-up, ` +
-        'and in parentheses how many times better than ws (value ÷ ws; for latency and memory, ws ÷ value).',
+        'and in parentheses how many times better than ws (value ÷ ws; for latency, fan-out time and memory, ws ÷ value).',
       `Load generator: ${c.loadgen}.`,
       ...(Object.keys(m.serverEnv).length > 0
         ? [`Every server ran with: ${Object.entries(m.serverEnv).map(([k, v]) => `\`${k}=${v}\``).join(' ')}.`]
@@ -302,7 +304,7 @@ export class Report {
       `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
       `<text x="${left}" y="28" font-size="18" font-weight="600" fill="#212529">resound vs ws, Bun and a raw Node socket: times better than ws</text>`,
       `<text x="${left}" y="48" font-size="12" fill="#495057">${escape(
-        `log scale; higher is better (throughput: server ÷ ws; latency and memory: ws ÷ server). ${this.config.runs === 1 ? 'One run' : `Median of ${this.config.runs} runs`}.`,
+        `log scale; higher is better (throughput: server ÷ ws; latency, fan-out time and memory: ws ÷ server). ${this.config.runs === 1 ? 'One run' : `Median of ${this.config.runs} runs`}.`,
       )}</text>`,
       `<text x="${left}" y="64" font-size="12" fill="#495057">${escape(
         `${this.machine.cpu}, ${this.machine.cores} cores, Node ${this.machine.node}, ${this.machine.date.slice(0, 10)}. ${this.machine.pinning}.`,

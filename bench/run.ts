@@ -37,7 +37,6 @@ Usage: npm run bench -- [options]      (builds, then node dist/bench/run.js)
 Options:
   --scenario LIST   ${SCENARIOS.map((s) => s.name).join('|')}|all, comma-separated (default all)
 ${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).join('\n')}
-                    (fan-out, one publish to 10,000 subscribers, comes with topics)
   --servers LIST    ${SERVER_NAMES.join(',')} (default: all that are available)
   --runs N          measurements per scenario and server; the median is reported (default 3)
   --duration S      seconds per measurement (default 5), after --warmup S (default 1)
@@ -47,7 +46,8 @@ ${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).j
                     Before each measurement the runner waits up to ${QUIET_WAIT_MS / 1000} s for the machine to
                     be that quiet.
   --loadgen KIND    c (default): the load generator in C (bench/loadgen.c, compiled here with cc)
-                    for the timed scenarios, loadgen.ts for idle; node: loadgen.ts for all.
+                    for the timed scenarios (echo, churn, fan-out), loadgen.ts for idle;
+                    node: loadgen.ts for all.
                     Without a C compiler the runner uses node and says so.
   --server-env NAME=VALUE
                     an environment variable for every server process (repeatable), e.g.
@@ -194,8 +194,8 @@ function canConnect(port: number): Promise<boolean> {
 
 interface ServerSpec {
   name: ServerName;
-  /** The command for a port, or null when not available. */
-  command: ((port: number) => string[]) | null;
+  /** The command for a port and a scenario (the fan-out scenario needs a fan-out server), or null when not available. */
+  command: ((port: number, scenario: Scenario) => string[]) | null;
   reason?: string;
   /** It prints "ready" when listening; otherwise the port is probed. */
   printsReady: boolean;
@@ -227,14 +227,25 @@ function findBun(): { path: string; version: string } | { reason: string } {
   return { reason: 'the npm package bun did not install a working binary into bench/node_modules' };
 }
 
+/** The peer servers' mode argument: fanout for the fan-out scenario, echo for every other. */
+function peerMode(scenario: Scenario): string {
+  return scenario.kind === 'fanout' ? 'fanout' : 'echo';
+}
+
 function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSpec> {
   const node = process.execPath;
   const specs = new Map<ServerName, ServerSpec>();
   const cli = join(ROOT, 'dist', 'lib', 'cli.js');
+  // `resound room`: every connection subscribes to one topic on open, every message is published to it.
+  const resoundCommand = (scenario: Scenario): string => (scenario.kind === 'fanout' ? 'room' : 'echo');
   specs.set(
     'resound',
     existsSync(cli)
-      ? { name: 'resound', printsReady: false, command: (port) => [node, cli, 'echo', '--host', '127.0.0.1', '--port', String(port), '--quiet'] }
+      ? {
+          name: 'resound',
+          printsReady: false,
+          command: (port, scenario) => [node, cli, resoundCommand(scenario), '--host', '127.0.0.1', '--port', String(port), '--quiet'],
+        }
       : { name: 'resound', printsReady: false, command: null, reason: 'dist/lib/cli.js is missing: npm run build' },
   );
   const peers = ['ws', 'bufferutil', 'utf-8-validate'].map((name) => [name, packageVersion(name)] as const);
@@ -243,7 +254,7 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   specs.set(
     'ws',
     missing.length === 0
-      ? { name: 'ws', printsReady: true, command: (port) => [node, join(BENCH, 'servers', 'ws-echo.mjs'), String(port)] }
+      ? { name: 'ws', printsReady: true, command: (port, scenario) => [node, join(BENCH, 'servers', 'ws-echo.mjs'), String(port), peerMode(scenario)] }
       : { name: 'ws', printsReady: true, command: null, reason: `${missing.join(', ')} not installed in bench/node_modules` },
   );
   const bun = findBun();
@@ -251,10 +262,10 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   specs.set(
     'bun',
     'path' in bun
-      ? { name: 'bun', printsReady: true, command: (port) => [bun.path, join(BENCH, 'servers', 'bun-echo.js'), String(port)] }
+      ? { name: 'bun', printsReady: true, command: (port, scenario) => [bun.path, join(BENCH, 'servers', 'bun-echo.js'), String(port), peerMode(scenario)] }
       : { name: 'bun', printsReady: true, command: null, reason: bun.reason },
   );
-  specs.set('raw', { name: 'raw', printsReady: true, command: (port) => [node, join(BENCH, 'servers', 'raw-echo.mjs'), String(port)] });
+  specs.set('raw', { name: 'raw', printsReady: true, command: (port, scenario) => [node, join(BENCH, 'servers', 'raw-echo.mjs'), String(port), peerMode(scenario)] });
   const cEcho = compileC(C_ECHO_SOURCE, C_ECHO);
   specs.set(
     'raw-c',
@@ -265,17 +276,22 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   return specs;
 }
 
-async function startServer(spec: ServerSpec, launcher: Launcher, env: Record<string, string>): Promise<{ child: Child; port: number }> {
+async function startServer(spec: ServerSpec, scenario: Scenario, launcher: Launcher, env: Record<string, string>): Promise<{ child: Child; port: number }> {
   const port = await freePort();
-  const child = launch(spec.command!(port), SERVER_CORE, launcher, env);
+  const child = launch(spec.command!(port, scenario), SERVER_CORE, launcher, env);
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    if (!child.running) throw new Error(`${spec.name} exited at start: ${(child.stderr || child.stdout).trim().slice(-500)}`);
+    if (!child.running) throw new Error(`${spec.name} exited at start: ${ends((child.stderr || child.stdout).trim(), 500)}`);
     if (spec.printsReady ? /^ready$/m.test(child.stdout) : await canConnect(port)) return { child, port };
     await sleep(25);
   }
   await stop(child);
   throw new Error(`${spec.name} did not listen within 20 s`);
+}
+
+/** Long output cut to its first and last `max / 2` characters: a usage error's first line, a crash's last. */
+function ends(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max / 2)} … ${text.slice(-max / 2)}`;
 }
 
 // ---------------------------------------------------------------- one measurement
@@ -297,7 +313,7 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
   let server: Child | undefined;
   let loadgen: Child | undefined;
   try {
-    const started = await startServer(spec, launcher, options.serverEnv);
+    const started = await startServer(spec, scenario, launcher, options.serverEnv);
     server = started.child;
     const common = ['--port', String(started.port), '--warmup', String(options.warmup), '--duration', String(options.duration), '--server-pid', String(server.pid)];
     const args = loadgenCommand(scenario, options.loadgen, common);
@@ -334,7 +350,7 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
   }
 }
 
-/** The load generator's command line: the C one for echo and churn loads when asked for, else loadgen.ts. */
+/** The load generator's command line: the C one for echo, churn and fan-out loads when asked for, else loadgen.ts. */
 function loadgenCommand(scenario: Scenario, kind: 'c' | 'node', common: string[]): string[] {
   if (kind === 'c' && scenario.kind === 'echo') {
     const { connections, inflight, size, binary, latency } = scenario;
@@ -343,6 +359,11 @@ function loadgenCommand(scenario: Scenario, kind: 'c' | 'node', common: string[]
   }
   if (kind === 'c' && scenario.kind === 'churn') {
     return [NATIVE_LOADGEN, '--kind', 'churn', '--concurrency', String(scenario.concurrency), '--accept', ACCEPT, ...common];
+  }
+  if (kind === 'c' && scenario.kind === 'fanout') {
+    const { connections, batch, size, binary } = scenario;
+    const load = ['--connections', connections, '--batch', batch, '--size', size, '--binary', Number(binary)];
+    return [NATIVE_LOADGEN, '--kind', 'fanout', ...load.map(String), '--accept', ACCEPT, ...common];
   }
   return [process.execPath, LOADGEN, '--scenario', scenario.name, ...common];
 }
@@ -407,14 +428,15 @@ function detectLauncher(notes: string[]): Launcher {
   const tasksetWorks = spawnSync('taskset', ['-c', `${SERVER_CORE},${LOADGEN_CORE}`, 'true']).status === 0;
   const pin = tasksetWorks && availableParallelism() >= 2;
   if (!pin) notes.push(tasksetWorks ? 'fewer than 2 cores: running unpinned' : 'taskset not found: running unpinned (server and load generator share the cores)');
-  const idleNeed = Math.max(0, ...SCENARIOS.map((s) => (s.kind === 'idle' ? s.connections : 0))) + 512;
+  // idle and fanout hold 10,000 connections open at once, in the load generator and in the server.
+  const manyNeed = Math.max(0, ...SCENARIOS.map((s) => (s.kind === 'idle' || s.kind === 'fanout' ? s.connections : 0))) + 512;
   const limits = spawnSync('sh', ['-c', 'ulimit -n; ulimit -Hn'], { encoding: 'utf8' }).stdout.trim().split('\n');
   const soft = Number(limits[0]);
   const hard = limits[1] === 'unlimited' ? Infinity : Number(limits[1]);
   let nofile: number | null = null;
-  if (Number.isFinite(soft) && soft < idleNeed) {
-    if (hard >= idleNeed) nofile = idleNeed;
-    else notes.push(`ulimit -n is ${soft} (hard ${hard}): the idle scenario needs ${idleNeed} and will fail`);
+  if (Number.isFinite(soft) && soft < manyNeed) {
+    if (hard >= manyNeed) nofile = manyNeed;
+    else notes.push(`ulimit -n is ${soft} (hard ${hard}): the idle and fanout scenarios need ${manyNeed} and will fail`);
   }
   return { pin, nofile };
 }
@@ -563,7 +585,7 @@ async function main(): Promise<number> {
     durationSeconds: options.duration,
     maxNoisePct: options.maxNoise,
     retries: options.retries,
-    loadgen: options.loadgen === 'c' ? 'loadgen.c for small, latency, medium, large, churn; loadgen.ts for idle' : 'loadgen.ts',
+    loadgen: options.loadgen === 'c' ? 'loadgen.c for small, latency, medium, large, churn, fanout; loadgen.ts for idle' : 'loadgen.ts',
   });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report.json(), null, 2)}\n`);

@@ -1,7 +1,9 @@
 /**
  * The benchmark's scenarios, shared by the runner (what to run, what to
  * report) and the load generator (what to send). Adding a scenario is adding
- * an entry to SCENARIOS; a new kind of load also needs a driver in loadgen.ts.
+ * an entry to SCENARIOS; a new kind of load also needs a driver in loadgen.ts
+ * and, to be run by the C load generator, one in loadgen.c (see loadgenCommand
+ * in run.ts).
  */
 
 /** raw: a Node socket echo, Node's ceiling; raw-c: an echo in C, the load generator's ceiling. */
@@ -67,7 +69,20 @@ export interface ChurnScenario extends BaseScenario {
   concurrency: number;
 }
 
-export type Scenario = EchoScenario | IdleScenario | ChurnScenario;
+/**
+ * Every connection is a subscriber; connection 0 also publishes: one message
+ * at a time, the next once all `connections` (the publisher included) got it.
+ */
+export interface FanoutScenario extends BaseScenario {
+  kind: 'fanout';
+  connections: number;
+  /** Handshakes in progress at once while opening (the servers' listen backlog is 511). */
+  batch: number;
+  size: number;
+  binary: boolean;
+}
+
+export type Scenario = EchoScenario | IdleScenario | ChurnScenario | FanoutScenario;
 
 /** 1 234 567 → "1.23 M", 12 345 → "12.3 k". */
 export function formatCount(value: number): string {
@@ -83,6 +98,11 @@ function formatFixed(digits: number): (value: number) => string {
 /** 35.9 µs, 1,538 µs. */
 function formatMicros(value: number): string {
   return formatFixed(value < 100 ? 1 : 0)(value);
+}
+
+/** 4.27 ms, 38.5 ms, 1,204 ms. */
+function formatMillis(value: number): string {
+  return formatFixed(value < 10 ? 2 : value < 100 ? 1 : 0)(value);
 }
 
 const msgPerSec: Metric = { key: 'msgPerSec', label: 'small msg/s', unit: 'msg/s', better: 'higher', format: formatCount };
@@ -166,7 +186,23 @@ export const SCENARIOS: readonly Scenario[] = [
     slack: 20,
     timed: true,
   },
-  // Fan-out (one publish to 10,000 subscribers) comes with topics: a 'fanout' kind here and its driver in loadgen.ts.
+  {
+    kind: 'fanout',
+    name: 'fanout',
+    title: '32 B text published to 10,000 subscribers, one publish at a time',
+    connections: 10_000,
+    batch: 200,
+    size: 32,
+    binary: false,
+    metrics: [
+      { key: 'deliveriesPerSec', label: 'fan-out deliveries/s', unit: 'deliveries/s', better: 'higher', format: formatCount },
+      { key: 'fanoutP50', label: 'fan-out p50 ms', unit: 'ms', better: 'lower', format: formatMillis },
+    ],
+    skip: { 'raw-c': 'the C echo has no fan-out mode' },
+    // Opening 10,000 connections 200 at a time, and a last round that may take up to 10 s to fail.
+    slack: 75,
+    timed: true,
+  },
 ];
 
 export function scenarioNamed(name: string): Scenario {
