@@ -125,6 +125,27 @@ export class Report {
     return column.metric.better === 'higher' ? value / ws : ws / value;
   }
 
+  /**
+   * The ratio to ws within each run (every server of a run is measured within
+   * a minute or two), summarized over the runs: on a machine whose speed
+   * drifts, pairing by run keeps the drift out of the ratio.
+   */
+  pairedRatio(column: Column, server: ServerName): Spread | null {
+    const ours = this.cell(column.scenario.name, server);
+    const ws = this.cell(column.scenario.name, 'ws');
+    if (ours?.status !== 'ok' || ws?.status !== 'ok') return null;
+    const key = column.metric.key;
+    const ratios: number[] = [];
+    for (const record of ours.runs) {
+      const value = record.ok ? record.metrics?.[key] : undefined;
+      const wsRecord = ws.runs.find((r) => r.run === record.run && r.ok);
+      const wsValue = wsRecord?.metrics?.[key];
+      if (value === undefined || wsValue === undefined || value <= 0 || wsValue <= 0) continue;
+      ratios.push(column.metric.better === 'higher' ? value / wsValue : wsValue / value);
+    }
+    return spread(ratios);
+  }
+
   private blank(cell: Cell | undefined): string {
     if (cell === undefined || cell.status === 'unavailable') return 'n/a';
     if (cell.status === 'skipped') return '—';
@@ -159,6 +180,14 @@ export class Report {
     return this.table('server: min – max', (column, _server, cell) => {
       const { min, max } = cell.metrics[column.metric.key]!;
       return `${column.metric.format(min)} – ${column.metric.format(max)}`;
+    });
+  }
+
+  pairedTable(): string {
+    return this.table('ratio to ws in the same run: median (min – max)', (column, server) => {
+      const paired = this.pairedRatio(column, server);
+      if (paired === null) return '—';
+      return `${formatRatio(paired.median)} (${formatRatio(paired.min)} – ${formatRatio(paired.max)})`;
     });
   }
 
@@ -251,6 +280,13 @@ export class Report {
       '',
       this.spreadTable(),
       '',
+      '## Ratio to ws within each run',
+      '',
+      'Every server of a run is measured within a minute or two; the machine may drift between runs. ' +
+        'Each run gives one ratio to ws; the median and the extremes of those ratios:',
+      '',
+      this.pairedTable(),
+      '',
       '## CPU over the measured window, % of one core (median)',
       '',
       this.cpuTable(),
@@ -271,6 +307,9 @@ export class Report {
         ...cell,
         ratioToWs: Object.fromEntries(
           this.columns.filter((col) => col.scenario.name === cell.scenario).map((col) => [col.metric.key, this.ratio(col, cell.server)]),
+        ),
+        pairedRatioToWs: Object.fromEntries(
+          this.columns.filter((col) => col.scenario.name === cell.scenario).map((col) => [col.metric.key, this.pairedRatio(col, cell.server)]),
         ),
       })),
       notes: this.notes(),
