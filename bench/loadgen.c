@@ -339,18 +339,26 @@ static void flush_owed(struct conn *c) {
   if (out != c->want_out) watch(c, EPOLL_CTL_MOD, out);
 }
 
-static void on_echo_frames(struct conn *c, const uint8_t *bytes, size_t n) {
+/*
+ * Bytes of fixed-size frames arrived on `c`: the first frame is compared byte
+ * for byte with `expected` (`what` names it in the failure), and the whole
+ * frames completed by these bytes are counted. Returns how many.
+ */
+static size_t count_frames(struct conn *c, const uint8_t *bytes, size_t n, const char *what) {
   if (c->checked < reply_len) {
     size_t k = reply_len - c->checked < n ? reply_len - c->checked : n;
-    if (memcmp(bytes, expected + c->checked, k) != 0) {
-      finish_fail("the first reply differs from the expected %zu-byte frame", reply_len);
-    }
+    if (memcmp(bytes, expected + c->checked, k) != 0) finish_fail("the first %s differs from the expected %zu-byte frame", what, reply_len);
     c->checked += k;
   }
   received_bytes += n;
   size_t total = c->partial + n;
-  size_t replies = total / reply_len;
-  c->partial = total - replies * reply_len;
+  size_t frames = total / reply_len;
+  c->partial = total - frames * reply_len;
+  return frames;
+}
+
+static void on_echo_frames(struct conn *c, const uint8_t *bytes, size_t n) {
+  size_t replies = count_frames(c, bytes, n, "reply");
   if (replies == 0 || stopped) return;
   if (replies > (size_t)inflight) finish_fail("%zu replies for %d messages in flight", replies, inflight);
   if (latency) {
@@ -418,17 +426,7 @@ static void publish(void) {
 }
 
 static void on_fanout_frames(struct conn *c, const uint8_t *bytes, size_t n) {
-  if (c->checked < reply_len) {
-    size_t k = reply_len - c->checked < n ? reply_len - c->checked : n;
-    if (memcmp(bytes, expected + c->checked, k) != 0) {
-      finish_fail("the first delivery differs from the expected %zu-byte frame", reply_len);
-    }
-    c->checked += k;
-  }
-  received_bytes += n;
-  size_t total = c->partial + n;
-  size_t messages = total / reply_len;
-  c->partial = total - messages * reply_len;
+  size_t messages = count_frames(c, bytes, n, "delivery");
   if (messages == 0) return;
   c->delivered += messages;
   if (c->delivered > rounds_published) {

@@ -181,18 +181,27 @@ abstract class Client {
 }
 
 /** Compares the first reply on a connection with the expected frame, as it arrives. */
-class FirstReplyCheck {
+/**
+ * Counts fixed-size frames arriving on one connection, whatever the split,
+ * and compares the first of them byte for byte with the expected frame.
+ */
+class FrameCounter {
   private checked = 0;
+  private partial = 0;
   constructor(private readonly expected: Buffer) {}
 
-  /** False when these bytes differ from the expected frame. */
-  ok(buffer: Buffer, start: number, end: number): boolean {
+  /** Whole frames completed by these bytes, or -1 when they differ from the expected first frame. */
+  count(buffer: Buffer, start: number, end: number): number {
     const want = this.expected.length - this.checked;
-    if (want === 0) return true;
-    const k = Math.min(end - start, want);
-    if (buffer.compare(this.expected, this.checked, this.checked + k, start, start + k) !== 0) return false;
-    this.checked += k;
-    return true;
+    if (want > 0) {
+      const k = Math.min(end - start, want);
+      if (buffer.compare(this.expected, this.checked, this.checked + k, start, start + k) !== 0) return -1;
+      this.checked += k;
+    }
+    const total = this.partial + end - start;
+    const frames = Math.floor(total / this.expected.length);
+    this.partial = total - frames * this.expected.length;
+    return frames;
   }
 }
 
@@ -214,8 +223,7 @@ function runEcho(s: EchoScenario): void {
   const clients: EchoClient[] = [];
 
   class EchoClient extends Client {
-    private readonly check = new FirstReplyCheck(expected);
-    private partial = 0;
+    private readonly counter = new FrameCounter(expected);
     private sentAt = 0;
 
     protected onOpen(): void {
@@ -228,12 +236,9 @@ function runEcho(s: EchoScenario): void {
     }
 
     protected onFrames(buffer: Buffer, start: number, end: number): void {
-      if (!this.check.ok(buffer, start, end)) return fail(`the first reply differs from the expected ${replySize}-byte frame`);
-      const bytes = end - start;
-      receivedBytes += bytes;
-      const total = this.partial + bytes;
-      const replies = Math.floor(total / replySize);
-      this.partial = total - replies * replySize;
+      const replies = this.counter.count(buffer, start, end);
+      if (replies < 0) return fail(`the first reply differs from the expected ${replySize}-byte frame`);
+      receivedBytes += end - start;
       if (replies === 0 || stopped) return;
       if (replies > s.inflight) return fail(`${replies} replies for ${s.inflight} messages in flight`);
       if (samples !== null) {
@@ -416,8 +421,7 @@ function runFanout(s: FanoutScenario): void {
   const clients: FanoutClient[] = [];
 
   class FanoutClient extends Client {
-    private readonly check = new FirstReplyCheck(expected);
-    private partial = 0;
+    private readonly counter = new FrameCounter(expected);
     private delivered = 0;
 
     protected onOpen(): void {
@@ -427,12 +431,9 @@ function runFanout(s: FanoutScenario): void {
     }
 
     protected onFrames(buffer: Buffer, start: number, end: number): void {
-      if (!this.check.ok(buffer, start, end)) return fail(`the first delivery differs from the expected ${replySize}-byte frame`);
-      const bytes = end - start;
-      receivedBytes += bytes;
-      const total = this.partial + bytes;
-      const messages = Math.floor(total / replySize);
-      this.partial = total - messages * replySize;
+      const messages = this.counter.count(buffer, start, end);
+      if (messages < 0) return fail(`the first delivery differs from the expected ${replySize}-byte frame`);
+      receivedBytes += end - start;
       if (messages === 0) return;
       this.delivered += messages;
       if (this.delivered > roundsPublished) return fail(`a connection received ${this.delivered} messages for ${roundsPublished} published`);
