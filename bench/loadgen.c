@@ -524,7 +524,12 @@ static void loop_until(double until, int mode, int stop_when_started) {
   }
 }
 
-static void run_echo(void) {
+/*
+ * The client's masked message frame (its length in frame_len), and the frame
+ * every reply must be (`expected`, reply_len): the server's unmasked frame of
+ * the same payload, or for a raw server, which moves bytes, the client's own.
+ */
+static uint8_t *message_frames(void) {
   int opcode = binary ? 2 : 1;
   uint8_t *body = payload_bytes(size, binary);
   uint8_t *client = malloc((size_t)size + 14);
@@ -536,6 +541,12 @@ static void run_echo(void) {
   } else {
     reply_len = frame(expected, opcode, body, (size_t)size, 0);
   }
+  free(body);
+  return client;
+}
+
+static void run_echo(void) {
+  uint8_t *client = message_frames();
   /* inflight + 1 frames: from any offset inside the first, `inflight` whole frames follow. */
   burst_len = frame_len * (size_t)(inflight + 1);
   burst = malloc(burst_len);
@@ -601,18 +612,7 @@ static void run_churn(void) {
 }
 
 static void run_fanout(void) {
-  int opcode = binary ? 2 : 1;
-  uint8_t *body = payload_bytes(size, binary);
-  publish_frame = malloc((size_t)size + 14);
-  frame_len = frame(publish_frame, opcode, body, (size_t)size, 1);
-  expected = malloc((size_t)size + 14);
-  if (raw_echo) {
-    /* The raw server forwards the publisher's bytes: the masked client frame. */
-    memcpy(expected, publish_frame, frame_len);
-    reply_len = frame_len;
-  } else {
-    reply_len = frame(expected, opcode, body, (size_t)size, 0);
-  }
+  publish_frame = message_frames();
   samples = malloc(sizeof(double) * MAX_SAMPLES);
 
   subscribers = calloc((size_t)connections, sizeof *subscribers);
