@@ -5,7 +5,6 @@ import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, 
 import { applyMask, maskInto, maskWithKey, unmaskAscii } from './mask.js';
 import { OutputQueue, SLAB_FRAME_LIMIT } from './output.js';
 import type { PreparedMessage } from './prepared.js';
-import { Spare } from './spare.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
 
@@ -62,11 +61,6 @@ const IN_PAYLOAD = 8;
 /** The current message is one masked binary frame kept masked until it is joined. */
 const UNMASK_WHEN_JOINED = 16;
 
-// Working objects lent to whichever connection is parsing or sending (spare.ts).
-const SPARE_INPUT = new Spare(() => new ChunkQueue());
-const SPARE_OUTPUT = new Spare(() => new OutputQueue());
-const SPARE_HEADER = new Spare(() => new FrameHeaderReader());
-
 /** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
 const SHORT_TEXT = 256;
 
@@ -95,19 +89,16 @@ export abstract class Protocol {
   state: State = State.CONNECTING;
   readonly maxPayload: number;
 
-  /** Received bytes not parsed yet; lent (see `queue`) while there are some. */
-  private input: ChunkQueue | null = null;
+  protected readonly queue = new ChunkQueue();
   /** Created on first use and handed out whole by eventsReceived(): an idle connection holds none. */
   private events: ProtocolEvent[] | null = null;
-  /** Output not taken yet; lent (see `output`) while there is some. */
-  private pendingOutput: OutputQueue | null = null;
+  private readonly output = new OutputQueue();
   /** EOF_SENT | EOF_RECEIVED | DISCARDING | IN_PAYLOAD | UNMASK_WHEN_JOINED: one field for five booleans. */
   private flags = 0;
   /** Created when the closing handshake starts or the connection fails. */
   private ending: Ending | null = null;
 
-  /** The header of the frame being read; lent (see `header`) while a frame is in progress. */
-  private frameHeader: FrameHeaderReader | null = null;
+  private readonly header = new FrameHeaderReader();
   private payloadRemaining = 0;
   private maskOffset = 0;
   private controlPieces: Buffer[] | null = null;
@@ -125,33 +116,6 @@ export abstract class Protocol {
   ) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
-  }
-
-  /** The input queue, taken from the spare when there is none. */
-  protected get queue(): ChunkQueue {
-    return (this.input ??= SPARE_INPUT.take());
-  }
-
-  private get output(): OutputQueue {
-    return (this.pendingOutput ??= SPARE_OUTPUT.take());
-  }
-
-  private get header(): FrameHeaderReader {
-    return (this.frameHeader ??= SPARE_HEADER.take());
-  }
-
-  /** Give back the working objects no longer needed: the queue once empty, the header between frames. */
-  private returnIdle(): void {
-    const input = this.input;
-    if (input !== null && input.length === 0) {
-      input.clear();
-      SPARE_INPUT.give(input);
-      this.input = null;
-    }
-    if (this.frameHeader !== null && !this.has(IN_PAYLOAD)) {
-      SPARE_HEADER.give(this.frameHeader);
-      this.frameHeader = null;
-    }
   }
 
   /** The close frame we sent, once sent. */
@@ -213,12 +177,7 @@ export abstract class Protocol {
   /** Chunks to write, in order, since the last call; a zero-length chunk means "close the TCP side". */
   dataToSend(): readonly Uint8Array[] {
     if (this.pendingClose !== null) this.sendPendingClose();
-    const output = this.pendingOutput;
-    if (output === null) return NOTHING;
-    this.pendingOutput = null;
-    const chunks = output.take();
-    SPARE_OUTPUT.give(output);
-    return chunks;
+    return this.output.take();
   }
 
   /** True once the TCP connection should close soon: the I/O layer starts its close timer. */
@@ -350,8 +309,7 @@ export abstract class Protocol {
   /** Switch to OPEN and parse whatever frames arrived with the handshake. */
   protected openConnection(): void {
     this.state = State.OPEN;
-    if (this.input !== null && this.input.length > 0) this.parseFrames();
-    else this.returnIdle();
+    if (this.queue.length > 0) this.parseFrames();
   }
 
   private sendPendingClose(): void {
@@ -383,9 +341,7 @@ export abstract class Protocol {
 
   protected discardInput(): void {
     this.flags |= DISCARDING;
-    this.input?.clear();
-    this.flags &= ~IN_PAYLOAD;
-    this.returnIdle();
+    this.queue.clear();
     this.messagePieces = null;
     this.controlPieces = null;
   }
@@ -436,8 +392,6 @@ export abstract class Protocol {
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.fail(error.closeCode, error.message);
-    } finally {
-      this.returnIdle();
     }
   }
 

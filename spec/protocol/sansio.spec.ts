@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STATE_NAMES, State, isEof } from '../../lib/protocol/index.js';
-import { OP, Rng, binary, close, cont, openServer, parseFrames, ping, randomSplit, text } from './helpers.js';
+import { OP, close, openServer, parseFrames, ping, text } from './helpers.js';
 
 /** Output as hex with "|EOF" where the marker is; chunk boundaries are not part of the contract. */
 const hexOf = (chunks: readonly Uint8Array[]) => chunks.map((c) => (c.length === 0 ? '|EOF' : Buffer.from(c).toString('hex'))).join('');
@@ -66,71 +66,6 @@ describe('queues', () => {
   test('STATE_NAMES matches State', () => {
     assert.deepEqual(STATE_NAMES, ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']);
     assert.deepEqual(State, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
-  });
-});
-
-describe('working objects are lent, not owned (lib/protocol/spare.ts)', () => {
-  type Lent = { input: unknown; pendingOutput: unknown; frameHeader: unknown };
-  const lent = (wire: ReturnType<typeof openServer>): Lent => {
-    const p = wire.p as unknown as Lent;
-    return { input: p.input, pendingOutput: p.pendingOutput, frameHeader: p.frameHeader };
-  };
-
-  test('an idle open connection holds no input queue, output queue or header reader', () => {
-    const wire = openServer();
-    assert.deepEqual(lent(wire), { input: null, pendingOutput: null, frameHeader: null }, 'after the handshake');
-    wire.p.receiveData(text('hello'));
-    wire.p.sendText('reply');
-    assert.notEqual((wire.p as unknown as Lent).pendingOutput, null, 'output waits to be taken');
-    wire.collect();
-    assert.deepEqual(lent(wire), { input: null, pendingOutput: null, frameHeader: null }, 'after a message and its reply');
-  });
-
-  test('a connection keeps them while a header or a payload is incomplete, and gives them back after', () => {
-    const wire = openServer();
-    const bytes = binary(Buffer.alloc(300, 7));
-    wire.p.receiveData(bytes.subarray(0, 3));
-    assert.notEqual(lent(wire).input, null, 'half a header stays queued');
-    wire.p.receiveData(bytes.subarray(3, 100));
-    assert.equal(lent(wire).input, null, 'the payload so far was taken from the queue');
-    assert.notEqual(lent(wire).frameHeader, null, 'the frame is still being read');
-    wire.p.receiveData(bytes.subarray(100));
-    assert.deepEqual(wire.p.eventsReceived(), [{ type: 'message', data: Buffer.alloc(300, 7) }]);
-    assert.deepEqual(lent(wire), { input: null, pendingOutput: null, frameHeader: null });
-  });
-
-  test('many connections reading interleaved pieces never see each other’s bytes', () => {
-    const rng = new Rng(4242);
-    const wires = Array.from({ length: 6 }, () => openServer());
-    const expected: string[][] = wires.map(() => []);
-    const pending: Buffer[][] = wires.map(() => []);
-    for (let round = 0; round < 300; round++) {
-      const i = rng.int(wires.length);
-      // A mix: short text, a long binary split across frames, a ping in between.
-      const body = `${i}:${round}:${'x'.repeat(rng.int(200))}`;
-      const frames =
-        rng.chance(0.3)
-          ? Buffer.concat([binary(Buffer.from(body.slice(0, 10)), { fin: false }), ping('p'), cont(Buffer.from(body.slice(10)))])
-          : text(body);
-      expected[i]!.push(body);
-      pending[i]!.push(...randomSplit(frames, rng, 6));
-      // Feed a few pieces of random connections: frames stay half-read across connections.
-      for (let k = 0; k < 4; k++) {
-        const j = rng.int(wires.length);
-        const piece = pending[j]!.shift();
-        if (piece !== undefined) wires[j]!.p.receiveData(piece);
-      }
-    }
-    wires.forEach((wire, j) => {
-      for (const piece of pending[j]!) wire.p.receiveData(piece);
-      const messages = wire.p
-        .eventsReceived()
-        .filter((e) => e.type === 'message')
-        .map((e) => (e as { data: string | Buffer }).data.toString());
-      assert.deepEqual(messages, expected[j], `connection ${j}`);
-      wire.p.dataToSend();
-      assert.deepEqual(lent(wire), { input: null, pendingOutput: null, frameHeader: null });
-    });
   });
 });
 
