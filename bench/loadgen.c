@@ -412,7 +412,7 @@ static void churn_done(struct conn *c) {
 static struct conn *subscribers;
 static int next_to_open;
 static uint8_t *publish_frame;
-static uint64_t rounds_published, rounds_completed;
+static uint64_t rounds_published;
 /* Connections still to receive the current round's message; 0 between rounds. */
 static long round_left;
 static double round_start;
@@ -437,7 +437,6 @@ static void on_fanout_frames(struct conn *c, const uint8_t *bytes, size_t n) {
   if (round_left > 0) return;
   double t = now_s();
   if (recording && sample_count < MAX_SAMPLES) samples[sample_count++] = t - round_start;
-  rounds_completed++;
   if (!stopped) publish();
 }
 
@@ -525,6 +524,22 @@ static void loop_until(double until, int mode, int stop_when_started) {
 }
 
 /*
+ * Warm up for warmup_s, then measure for duration_s with samples recorded;
+ * the load stops after. `w` spans the measured window; returns the bytes
+ * received in it.
+ */
+static uint64_t warm_up_and_measure(int mode, struct window *w) {
+  loop_until(now_s() + warmup_s, mode, 0);
+  uint64_t bytes0 = received_bytes;
+  window_open(w);
+  recording = 1;
+  loop_until(now_s() + duration_s, mode, 0);
+  recording = 0;
+  stopped = 1;
+  return received_bytes - bytes0;
+}
+
+/*
  * The client's masked message frame (its length in frame_len), and the frame
  * every reply must be (`expected`, reply_len): the server's unmasked frame of
  * the same payload, or for a raw server, which moves bytes, the client's own.
@@ -562,16 +577,8 @@ static void run_echo(void) {
     conns[i].owed = (uint64_t)inflight * frame_len;
     flush_owed(&conns[i]);
   }
-  loop_until(now_s() + warmup_s, MODE_ECHO, 0);
-  uint64_t bytes0 = received_bytes;
   struct window w;
-  window_open(&w);
-  recording = 1;
-  loop_until(now_s() + duration_s, MODE_ECHO, 0);
-  recording = 0;
-  stopped = 1;
-  uint64_t bytes1 = received_bytes;
-  double messages = (double)(bytes1 - bytes0) / (double)reply_len;
+  double messages = (double)warm_up_and_measure(MODE_ECHO, &w) / (double)reply_len;
   if (messages < 1) finish_fail("no echo in the measured window");
 
   printf("{\"ok\":true,");
@@ -624,16 +631,8 @@ static void run_fanout(void) {
   if (!started) finish_fail("setup took longer than %.0f s: %d of %d connections open", SETUP_SECONDS, opened, connections);
   double opening_s = now_s() - setup_start;
   publish();
-  loop_until(now_s() + warmup_s, MODE_FANOUT, 0);
-  uint64_t bytes0 = received_bytes, rounds0 = rounds_completed;
   struct window w;
-  window_open(&w);
-  recording = 1;
-  loop_until(now_s() + duration_s, MODE_FANOUT, 0);
-  recording = 0;
-  stopped = 1;
-  uint64_t bytes1 = received_bytes, rounds1 = rounds_completed;
-  double deliveries = (double)(bytes1 - bytes0) / (double)reply_len;
+  double deliveries = (double)warm_up_and_measure(MODE_FANOUT, &w) / (double)reply_len;
   if (sample_count == 0) {
     finish_fail("no round completed in the measured window (the last one has waited %.1f s: %ld of %d connections did not get the message)",
                 now_s() - round_start, round_left, connections);
@@ -642,8 +641,8 @@ static void run_fanout(void) {
   printf("{\"ok\":true,");
   double seconds;
   window_print(&w, &seconds);
-  printf(",\"deliveries\":%.0f,\"rounds\":%llu,\"connections\":%d,\"seconds\":%.4f,\"openingSeconds\":%.3f,\"replyFrameBytes\":%zu},",
-         deliveries, (unsigned long long)(rounds1 - rounds0), connections, seconds, opening_s, reply_len);
+  printf(",\"deliveries\":%.0f,\"rounds\":%ld,\"connections\":%d,\"seconds\":%.4f,\"openingSeconds\":%.3f,\"replyFrameBytes\":%zu},",
+         deliveries, sample_count, connections, seconds, opening_s, reply_len);
   qsort(samples, (size_t)sample_count, sizeof(double), compare_doubles);
   /* quantile() gives µs: fan-out times are reported in ms. */
   printf("\"metrics\":{\"deliveriesPerSec\":%.2f,\"fanoutP50\":%.4f,\"fanoutP90\":%.4f,\"fanoutP99\":%.4f,\"fanoutMax\":%.4f}}\n",
