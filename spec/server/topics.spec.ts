@@ -3,13 +3,29 @@
  * server.publish and server.broadcast, closed connections leaving their
  * topics, a slow subscriber dropped without holding up the others, and a
  * publish to hundreds of raw peers arriving byte for byte and in order.
- * The subscribers are Node's built-in WebSocket client and raw TCP peers.
+ * The subscribers are Node's built-in WebSocket client, Python's websockets
+ * and raw TCP peers.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
 import { connect, InvalidStateError, serve, type ConnectionHandler, type WSConnection } from '../../lib/index.js';
-import { clientFrame, handshakeRequest, patternBytes, patternText, RawPeer, until, withTimeout, WSClient } from './helpers.js';
+import {
+  assertPythonWebsockets,
+  clientFrame,
+  handshakeRequest,
+  MiB,
+  patternBytes,
+  patternText,
+  PYTHON,
+  RawPeer,
+  sha256,
+  sourcePath,
+  until,
+  withTimeout,
+  WSClient,
+} from './helpers.js';
 
 /** Clients steer their own subscriptions with JSON commands; every command is acknowledged. */
 const commands: ConnectionHandler = {
@@ -244,6 +260,60 @@ test('300 raw subscribers get every publish byte for byte and in order, also whe
     }
     for (const peer of peers) peer.destroy();
   } finally {
+    await server.close();
+  }
+});
+
+test('20 Python websockets subscribers get every publish, text and binary up to 1 MiB, byte for byte', { timeout: 60_000 }, async () => {
+  assertPythonWebsockets();
+  const COUNT = 20;
+  const messages: Array<string | Buffer> = [];
+  for (const [i, size] of [0, 1, 125, 126, 65_535, 65_536, MiB].entries()) {
+    messages.push(patternText(size, 100 + i), patternBytes(size, 200 + i));
+  }
+  let ready = 0;
+  const server = await serve(
+    {
+      onOpen: (conn) => conn.subscribe('py'),
+      onMessage: () => {
+        // Everyone is subscribed once every connection said so: publish the lot.
+        if (++ready < COUNT) return;
+        for (const message of messages) assert.equal(server.publish('py', message), COUNT);
+      },
+    },
+    '127.0.0.1',
+    0,
+    { maxPayload: 2 * MiB },
+  );
+  const child = spawn(PYTHON, [sourcePath('spec/server/peers/subscribers.py'), server.url, String(COUNT), String(messages.length)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const status = await withTimeout(
+      new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))),
+      50_000,
+      'the Python subscribers to finish',
+    );
+    const reports = stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { index: number; ok: boolean; kinds?: string[]; sha256?: string[]; error?: string });
+    assert.equal(status, 0, `python exit status ${status}: ${stdout}\n${stderr}`);
+    assert.equal(reports.length, COUNT);
+    const kinds = messages.map((m) => (typeof m === 'string' ? 'text' : 'binary'));
+    const digests = messages.map((m) => sha256(m));
+    for (const report of reports) {
+      assert.ok(report.ok, report.error);
+      assert.deepEqual(report.kinds, kinds, `subscriber ${report.index}: types`);
+      assert.deepEqual(report.sha256, digests, `subscriber ${report.index}: contents, in order`);
+    }
+    await until(() => server.subscriberCount('py') === 0, 'the closed subscribers to leave the topic');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await server.close();
   }
 });
