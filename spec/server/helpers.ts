@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
-import { decodeFrame, distPath, encodeFrame, RawSocket, withTimeout } from '../support.js';
+import { decodeFrame, distPath, encodeFrame, PYTHON, RawSocket, sourcePath, withTimeout } from '../support.js';
 
 export {
   assertPythonWebsockets,
@@ -356,4 +356,37 @@ export async function startEchoCli(t: Pick<TestContext, 'after'>, extra: string[
     `resound ${command} to print its URL`,
   );
   return { child, url };
+}
+
+// ---------------------------------------------------------------- Python peers
+
+export interface PythonRun<T> {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** Standard output's non-empty lines, each parsed as JSON. */
+  reports: T[];
+}
+
+/**
+ * Run a Python peer script (spec/server/peers/…) to its end, at most `ms`
+ * milliseconds (then it is killed and the wait fails with `what`); its
+ * output is one JSON object per line.
+ */
+export async function runPythonPeer<T>(script: string, args: string[], ms: number, what: string): Promise<PythonRun<T>> {
+  const child = spawn(PYTHON, [sourcePath(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  try {
+    const status = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))), ms, what);
+    const reports = stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as T);
+    return { status, stdout, stderr, reports };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 }

@@ -5,12 +5,11 @@
  * message it received, and both views must agree.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { serve } from '../../lib/index.js';
-import { assertPythonWebsockets, MiB, PYTHON, sha256, sourcePath, withTimeout } from './helpers.js';
+import { assertPythonWebsockets, MiB, runPythonPeer, sha256, withTimeout } from './helpers.js';
 
-const SCRIPT = sourcePath('spec/server/peers/echo_client.py');
+const SCRIPT = 'spec/server/peers/echo_client.py';
 const SIZES = [0, 125, 126, 65535, 65536, 16 * MiB];
 
 interface PyCase {
@@ -51,21 +50,8 @@ test('Python websockets: echo matrix, ping/pong and close', { timeout: 80_000 },
     0,
     { maxPayload: 64 * MiB },
   );
-  const child = spawn(PYTHON, [SCRIPT, `${server.url}/py`], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const status = await withTimeout(
-      new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))),
-      70_000,
-      'the Python echo client to finish',
-    );
-    const cases = stdout
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as PyCase);
+    const { status, stderr, reports: cases } = await runPythonPeer<PyCase>(SCRIPT, [`${server.url}/py`], 70_000, 'the Python echo client to finish');
     const crash = cases.find((c) => c.case === 'crash');
     assert.equal(crash, undefined, `python client crashed: ${crash?.error}\n${stderr}`);
     for (const c of cases) assert.ok(c.ok, `python case ${c.case} failed: ${JSON.stringify(c)}\n${stderr}`);
@@ -107,7 +93,6 @@ test('Python websockets: echo matrix, ping/pong and close', { timeout: 80_000 },
     );
     assert.deepEqual(closes, [[1000, 'python done']]);
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await server.close();
   }
 });

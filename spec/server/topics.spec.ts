@@ -7,7 +7,6 @@
  * and raw TCP peers.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
 import { connect, InvalidStateError, serve, type ConnectionHandler, type WSConnection } from '../../lib/index.js';
@@ -18,10 +17,9 @@ import {
   MiB,
   patternBytes,
   patternText,
-  PYTHON,
   RawPeer,
+  runPythonPeer,
   sha256,
-  sourcePath,
   until,
   withTimeout,
   WSClient,
@@ -285,23 +283,13 @@ test('20 Python websockets subscribers get every publish, text and binary up to 
     0,
     { maxPayload: 2 * MiB },
   );
-  const child = spawn(PYTHON, [sourcePath('spec/server/peers/subscribers.py'), server.url, String(COUNT), String(messages.length)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   try {
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const status = await withTimeout(
-      new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))),
+    const { status, stdout, stderr, reports } = await runPythonPeer<{ index: number; ok: boolean; kinds?: string[]; sha256?: string[]; error?: string }>(
+      'spec/server/peers/subscribers.py',
+      [server.url, String(COUNT), String(messages.length)],
       50_000,
       'the Python subscribers to finish',
     );
-    const reports = stdout
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as { index: number; ok: boolean; kinds?: string[]; sha256?: string[]; error?: string });
     assert.equal(status, 0, `python exit status ${status}: ${stdout}\n${stderr}`);
     assert.equal(reports.length, COUNT);
     const kinds = messages.map((m) => (typeof m === 'string' ? 'text' : 'binary'));
@@ -313,7 +301,6 @@ test('20 Python websockets subscribers get every publish, text and binary up to 
     }
     await until(() => server.subscriberCount('py') === 0, 'the closed subscribers to leave the topic');
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await server.close();
   }
 });
