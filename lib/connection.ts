@@ -216,8 +216,6 @@ class Extras {
   resolveClosed: ((info: CloseInfo) => void) | null = null;
   /** Created the first time a handler returns a promise. */
   reportRejection: ((error: unknown) => void) | null = null;
-  /** The topics this connection subscribed to, so that it can leave them when it closes. */
-  topics: Set<string> | null = null;
 }
 
 const NO_TOPICS: ReadonlySet<string> = new Set();
@@ -355,17 +353,15 @@ export class Connection implements WSConnection {
   }
 
   subscribe(topic: string): void {
-    const registry = this.topicRegistry('subscribe');
-    if (registry.subscribe(this, topic)) (this.extras.topics ??= new Set()).add(topic);
+    this.topicRegistry('subscribe').subscribe(this, topic);
   }
 
   unsubscribe(topic: string): void {
-    const registry = this.settings.topics;
-    if (registry !== undefined && registry.unsubscribe(this, topic)) this.extra!.topics!.delete(topic);
+    this.settings.topics?.unsubscribe(this, topic);
   }
 
   get subscriptions(): ReadonlySet<string> {
-    return this.extra?.topics ?? NO_TOPICS;
+    return this.settings.topics?.subscriptionsOf(this) ?? NO_TOPICS;
   }
 
   publish(topic: string, data: string | Uint8Array): number {
@@ -583,19 +579,12 @@ export class Connection implements WSConnection {
     this.protocol.dataToSend();
     if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'), this.socket);
     this.batch = null;
-    this.leaveTopics();
+    this.settings.topics?.leaveAll(this);
     const info = this.closeInfo();
     for (const waiter of this.extra?.waiters?.splice(0) ?? []) waiter.reject(new ConnectionClosedError(info.code, info.reason));
     if (this.has(OPENED)) this.call(this.handler.onClose, info.code, info.reason);
     this.extra?.resolveClosed?.(info);
     this.onSocketClosed?.(this);
-  }
-
-  private leaveTopics(): void {
-    const topics = this.extra?.topics;
-    if (topics == null) return;
-    for (const topic of topics) this.settings.topics!.unsubscribe(this, topic);
-    topics.clear();
   }
 
   /** The rarely used state, created on first use. */

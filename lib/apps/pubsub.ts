@@ -1,31 +1,49 @@
 import type { Connection } from '../connection.js';
 import { PreparedMessage } from '../protocol/prepared.js';
 
+const NO_TOPICS: ReadonlySet<string> = new Set();
+
 /**
- * The topics of one server: which connections subscribed to which topic.
- * A publish frames the message once and queues that one frame on every
- * subscriber that is still open; nothing is allocated per subscriber.
- * Connections leave every topic when their socket closes.
+ * The topics of one server: which connections subscribed to which topic, and
+ * the other way round (so a closing connection leaves its topics without a
+ * search). A publish frames the message once and queues that one frame on
+ * every subscriber that is still open; nothing is allocated per subscriber.
  */
 export class TopicRegistry {
   private readonly subscribers = new Map<string, Set<Connection>>();
+  /** Only connections with at least one topic have an entry. */
+  private readonly topicsOf = new Map<Connection, Set<string>>();
 
-  /** False when `conn` was subscribed already. */
-  subscribe(conn: Connection, topic: string): boolean {
+  subscribe(conn: Connection, topic: string): void {
     let members = this.subscribers.get(topic);
     if (members === undefined) this.subscribers.set(topic, (members = new Set()));
-    if (members.has(conn)) return false;
     members.add(conn);
-    return true;
+    let topics = this.topicsOf.get(conn);
+    if (topics === undefined) this.topicsOf.set(conn, (topics = new Set()));
+    topics.add(topic);
   }
 
-  /** False when `conn` was not subscribed. */
-  unsubscribe(conn: Connection, topic: string): boolean {
+  /** A no-op when `conn` was not subscribed. */
+  unsubscribe(conn: Connection, topic: string): void {
     const members = this.subscribers.get(topic);
-    if (members === undefined || !members.delete(conn)) return false;
-    // A topic nobody listens to holds no memory.
+    if (members === undefined || !members.delete(conn)) return;
+    // A topic nobody listens to, or a connection without topics, holds no memory.
     if (members.size === 0) this.subscribers.delete(topic);
-    return true;
+    const topics = this.topicsOf.get(conn)!;
+    topics.delete(topic);
+    if (topics.size === 0) this.topicsOf.delete(conn);
+  }
+
+  /** Leave every topic: the connection is closed. */
+  leaveAll(conn: Connection): void {
+    const topics = this.topicsOf.get(conn);
+    if (topics === undefined) return;
+    for (const topic of topics) this.unsubscribe(conn, topic);
+  }
+
+  /** The topics `conn` is subscribed to. */
+  subscriptionsOf(conn: Connection): ReadonlySet<string> {
+    return this.topicsOf.get(conn) ?? NO_TOPICS;
   }
 
   /** Subscribers of `topic`, open or closing. */
