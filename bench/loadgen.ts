@@ -121,6 +121,11 @@ function measure<T>(snapshot: () => T, report: (start: T, end: T, window: Window
   }, warmupMs);
 }
 
+/** The value at quantile `q` (0–1] of ascending `sorted` samples: the nearest rank. */
+function quantile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
 /** A WebSocket client connection on a raw socket: handshake, then frames to the subclass. */
 abstract class Client {
   readonly socket: Socket;
@@ -269,7 +274,7 @@ function runEcho(s: EchoScenario): void {
         };
         if (samples !== null) {
           const sorted = samples.subarray(0, sampleCount).sort();
-          const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 1000;
+          const at = (q: number): number => quantile(sorted, q) * 1000;
           Object.assign(all, { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), samples: sampleCount });
         }
         for (const client of clients) client.destroy();
@@ -412,7 +417,6 @@ function runFanout(s: FanoutScenario): void {
   let stopped = false;
   let receivedBytes = 0;
   let roundsPublished = 0;
-  let roundsCompleted = 0;
   /** Connections still to receive the current round's message; 0 between rounds. */
   let roundLeft = 0;
   let roundStart = 0;
@@ -440,7 +444,6 @@ function runFanout(s: FanoutScenario): void {
       roundLeft -= messages;
       if (roundLeft > 0) return;
       if (recording && sampleCount < samples.length) samples[sampleCount++] = performance.now() - roundStart;
-      roundsCompleted++;
       if (!stopped) publish();
     }
   }
@@ -467,26 +470,27 @@ function runFanout(s: FanoutScenario): void {
       () => {
         // Read at the start of the window (round times start being recorded) and at its end (they stop).
         recording = !recording;
-        return { bytes: receivedBytes, rounds: roundsCompleted };
+        return receivedBytes;
       },
-      (start, end, window) => {
+      (bytes0, bytes1, window) => {
         stopped = true;
         clearInterval(watchdog);
         if (sampleCount === 0) {
           const waited = ((performance.now() - roundStart) / 1000).toFixed(1);
           return fail(`no round completed in the measured window (the last one has waited ${waited} s: ${roundLeft} of ${s.connections} connections did not get the message)`);
         }
-        const deliveries = (end.bytes - start.bytes) / replySize;
+        const deliveries = (bytes1 - bytes0) / replySize;
         const seconds = window.ms / 1000;
         const sorted = samples.subarray(0, sampleCount).sort();
-        const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+        const at = (q: number): number => quantile(sorted, q);
         for (const client of clients) client.destroy();
         report(
           { deliveriesPerSec: deliveries / seconds, fanoutP50: at(0.5), fanoutP90: at(0.9), fanoutP99: at(0.99), fanoutMax: at(1) },
           window,
           {
             deliveries: Math.round(deliveries),
-            rounds: end.rounds - start.rounds,
+            // Every round that ended in the window left a sample.
+            rounds: sampleCount,
             connections: s.connections,
             seconds,
             openingSeconds: openingMs / 1000,
