@@ -126,24 +126,29 @@ export class Report {
   }
 
   /**
-   * The ratio to ws within each run (every server of a run is measured within
-   * a minute or two), summarized over the runs: on a machine whose speed
-   * drifts, pairing by run keeps the drift out of the ratio.
+   * The ratio to a baseline server within each run (every server of a run is
+   * measured within a minute or two), summarized over the runs: on a machine
+   * whose speed drifts, pairing by run keeps the drift out of the ratio.
    */
-  pairedRatio(column: Column, server: ServerName): Spread | null {
+  pairedRatio(column: Column, server: ServerName, baseline: ServerName = 'ws'): Spread | null {
     const ours = this.cell(column.scenario.name, server);
-    const ws = this.cell(column.scenario.name, 'ws');
-    if (ours?.status !== 'ok' || ws?.status !== 'ok') return null;
+    const base = this.cell(column.scenario.name, baseline);
+    if (ours?.status !== 'ok' || base?.status !== 'ok') return null;
     const key = column.metric.key;
     const ratios: number[] = [];
     for (const record of ours.runs) {
       const value = record.ok ? record.metrics?.[key] : undefined;
-      const wsRecord = ws.runs.find((r) => r.run === record.run && r.ok);
-      const wsValue = wsRecord?.metrics?.[key];
-      if (value === undefined || wsValue === undefined || value <= 0 || wsValue <= 0) continue;
-      ratios.push(column.metric.better === 'higher' ? value / wsValue : wsValue / value);
+      const baseRecord = base.runs.find((r) => r.run === record.run && r.ok);
+      const baseValue = baseRecord?.metrics?.[key];
+      if (value === undefined || baseValue === undefined || value <= 0 || baseValue <= 0) continue;
+      ratios.push(column.metric.better === 'higher' ? value / baseValue : baseValue / value);
     }
     return spread(ratios);
+  }
+
+  /** Whether any scenario has results for the server (Bun may not have installed). */
+  measured(server: ServerName): boolean {
+    return [...this.cells.values()].some((cell) => cell.server === server && cell.status === 'ok');
   }
 
   private blank(cell: Cell | undefined): string {
@@ -183,9 +188,9 @@ export class Report {
     });
   }
 
-  pairedTable(): string {
-    return this.table('ratio to ws in the same run: median (min – max)', (column, server) => {
-      const paired = this.pairedRatio(column, server);
+  pairedTable(baseline: ServerName = 'ws'): string {
+    return this.table(`ratio to ${baseline} in the same run: median (min – max)`, (column, server) => {
+      const paired = this.pairedRatio(column, server, baseline);
       if (paired === null) return '—';
       return `${formatRatio(paired.median)} (${formatRatio(paired.min)} – ${formatRatio(paired.max)})`;
     });
@@ -287,6 +292,9 @@ export class Report {
       '',
       this.pairedTable(),
       '',
+      ...(this.measured('bun')
+        ? ['## Ratio to Bun within each run', '', 'The same pairing, with Bun as the baseline:', '', this.pairedTable('bun'), '']
+        : []),
       '## CPU over the measured window, % of one core (median)',
       '',
       this.cpuTable(),
@@ -310,6 +318,11 @@ export class Report {
         ),
         pairedRatioToWs: Object.fromEntries(
           this.columns.filter((col) => col.scenario.name === cell.scenario).map((col) => [col.metric.key, this.pairedRatio(col, cell.server)]),
+        ),
+        pairedRatioToBun: Object.fromEntries(
+          this.columns
+            .filter((col) => col.scenario.name === cell.scenario)
+            .map((col) => [col.metric.key, this.pairedRatio(col, cell.server, 'bun')]),
         ),
       })),
       notes: this.notes(),

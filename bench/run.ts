@@ -597,6 +597,7 @@ async function main(): Promise<number> {
 
   console.log(`\n${report.mainTable()}\n`);
   console.log(`Ratio to ws within each run (the machine may drift between runs):\n\n${report.pairedTable()}\n`);
+  if (report.measured('bun')) console.log(`Ratio to Bun within each run:\n\n${report.pairedTable('bun')}\n`);
   console.log(`CPU over the measured window (% of one core, median):\n\n${report.cpuTable()}\n`);
   for (const note of [...setupNotes, ...report.notes()]) console.log(`note: ${note}`);
   const rel = (file: string): string => relative(process.cwd(), file) || file;
