@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs the official Autobahn testsuite in client mode (fuzzingserver) against resound's connect().
+# Docker, or a local `wstest` (on the PATH, or WSTEST='command'): see testsuite.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-image=crossbario/autobahn-testsuite
+source "$here/testsuite.sh"
 
-if ! docker info >/dev/null 2>&1; then
+if ! testsuite_available; then
   cat >&2 <<'MSG'
-The Autobahn testsuite runs in Docker, and no Docker engine answers here.
-Where Docker works, `npm run autobahn:client` does everything. Without it:
+The Autobahn testsuite runs in Docker or from a local `wstest`, and neither is here.
+Where Docker works, or with `wstest` on the PATH (or WSTEST='command'),
+`npm run autobahn:client` does everything. Otherwise:
   1. on a machine with Docker, start the fuzzing server:
        docker run --rm --net=host -v "$PWD/spec/autobahn:/config" \
          -v "$PWD/spec/autobahn/reports:/reports" crossbario/autobahn-testsuite \
@@ -19,9 +21,8 @@ MSG
   exit 2
 fi
 
-mkdir -p "$here/reports"
-docker run --rm --net=host -v "$here:/config" -v "$here/reports:/reports" \
-  "$image" wstest -m fuzzingserver -s /config/fuzzingserver.json &
+config=$(write_config "$here/fuzzingserver.json" clients "${1:-}")
+run_testsuite fuzzingserver "$config" &
 fuzzer_pid=$!
 trap 'kill "$fuzzer_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
@@ -30,4 +31,4 @@ for _ in $(seq 1 60); do
 done
 
 node "$root/dist/spec/autobahn/client-driver.js" ws://127.0.0.1:9001
-node "$root/dist/spec/autobahn/summarize.js" "$here/reports/clients/index.json"
+node "$root/dist/spec/autobahn/summarize.js" "$reports/clients/index.json"
