@@ -22,13 +22,23 @@ MSG
 fi
 
 config=$(write_config "$here/fuzzingserver.json" clients "${1:-}")
+# Its own process group (set -m), so that stopping it also stops the wstest
+# or docker process the subshell started.
+set -m
 run_testsuite fuzzingserver "$config" &
 fuzzer_pid=$!
-trap 'kill "$fuzzer_pid" 2>/dev/null || true' EXIT
+set +m
+trap 'kill -- -"$fuzzer_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
   (exec 3<>/dev/tcp/127.0.0.1/9001) 2>/dev/null && break
   sleep 1
 done
+# A fuzzing server that could not start (port 9001 taken) must not let the
+# driver test whatever else answers there.
+if ! kill -0 "$fuzzer_pid" 2>/dev/null; then
+  echo "the fuzzing server did not start (is port 9001 in use?)" >&2
+  exit 1
+fi
 
 node "$root/dist/spec/autobahn/client-driver.js" ws://127.0.0.1:9001
 node "$root/dist/spec/autobahn/summarize.js" "$reports/clients/index.json"

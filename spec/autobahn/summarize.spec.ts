@@ -20,11 +20,12 @@ test('a report where every case is acceptable passes', () => {
   assert.deepEqual(verdict.counts, { OK: 2, INFORMATIONAL: 1, 'NON-STRICT': 1, UNIMPLEMENTED: 1 });
 });
 
-test('FAILED cases, UNCLEAN closes and a NON-STRICT 6.4.x each fail the run', () => {
+test('FAILED cases, closes that are UNCLEAN or have the WRONG CODE, and a NON-STRICT 6.4.x each fail the run', () => {
   const index: ReportIndex = {
     resound: {
       '1.1.1': { behavior: 'FAILED', behaviorClose: 'OK' },
       '5.1': { behavior: 'OK', behaviorClose: 'UNCLEAN' },
+      '1.1.2': { behavior: 'OK', behaviorClose: 'WRONG CODE' },
       '6.4.3': { behavior: 'NON-STRICT', behaviorClose: 'OK' },
     },
   };
@@ -33,6 +34,7 @@ test('FAILED cases, UNCLEAN closes and a NON-STRICT 6.4.x each fail the run', ()
   assert.deepEqual(verdict.problems, [
     'resound 1.1.1: FAILED',
     'resound 5.1: close UNCLEAN',
+    'resound 1.1.2: close WRONG CODE',
     'resound 6.4.3: NON-STRICT (fail-fast UTF-8 must be OK)',
   ]);
 });
