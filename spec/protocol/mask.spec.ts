@@ -96,3 +96,26 @@ describe('applyMask', () => {
 test('the WebAssembly SIMD masker loads on Node 20 (else long payloads fall back to the slower JS loop)', () => {
   assert.notEqual(simdMasker, null);
 });
+
+test('the SIMD module XORs exactly the first length bytes from at, through both of its loops (64 and 16 bytes a turn)', () => {
+  const masker = simdMasker!;
+  const key = [0x12, 0x34, 0x56, 0x78];
+  const packed = key[0]! | (key[1]! << 8) | (key[2]! << 16) | (key[3]! << 24);
+  const rng = new Rng(0x51d);
+  let checked = 0;
+  // Lengths up to 5 turns of 64 plus every remainder of 16; `at` aligned and not.
+  for (let length = 0; length <= 5 * 64 + 48; length += 16) {
+    for (const at of [0, 16, 40, 1000]) {
+      const window = masker.window();
+      const original = rng.bytes(at + length + 64);
+      window.set(original, 0);
+      masker.mask(at, length, packed);
+      for (let i = 0; i < original.length; i++) {
+        const expected = i >= at && i < at + length ? original[i]! ^ key[(i - at) % 4]! : original[i]!;
+        if (window[i] !== expected) assert.fail(`length ${length} at ${at}: byte ${i} is ${window[i]}, expected ${expected}`);
+      }
+      checked++;
+    }
+  }
+  assert.equal(checked, 24 * 4);
+});
