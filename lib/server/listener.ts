@@ -1,12 +1,21 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { sharedReadBuffer, withSharedReads } from './shared-reads.js';
 
-/** A TCP listener: a `net.Server` that hands each accepted socket to `onSocket`. */
+/**
+ * A TCP listener: a `net.Server` that hands each accepted socket to `onSocket`,
+ * reading through a shared buffer of `readBufferSize` bytes (0: Node's own
+ * 64 KiB reads; see shared-reads.ts).
+ */
 export class TCPListener {
   private readonly server: NetServer;
 
-  constructor(onSocket: (socket: Socket) => void) {
-    // Half-open: the protocol, not Node, decides when our side of TCP closes.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  constructor(onSocket: (socket: Socket) => void, readBufferSize: number) {
+    const readBuffer = sharedReadBuffer(readBufferSize);
+    // Half-open: the protocol, not Node, decides when our side of TCP closes. Paused: nothing
+    // is read before the socket that will read it exists.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) =>
+      onSocket(withSharedReads(socket, readBuffer, true)),
+    );
   }
 
   listen(host: string, port: number, backlog = 511): Promise<void> {

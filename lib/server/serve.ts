@@ -6,6 +6,7 @@ import { State } from '../protocol/protocol.js';
 import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
 import { primeAllocator } from '../allocator.js';
 import { TCPListener } from './listener.js';
+import { DEFAULT_READ_BUFFER_SIZE } from './shared-reads.js';
 import { PreparedMessage } from '../protocol/prepared.js';
 import { sendToEach, TopicRegistry } from '../apps/pubsub.js';
 
@@ -23,11 +24,18 @@ export interface ServeOptions extends ServerProtocolOptions, ConnectionOptions {
   maxConnections?: number;
   /** listen() backlog. Default 511. */
   backlog?: number;
+  /**
+   * Bytes one read may take, read into one buffer shared by every connection
+   * and copied out. Default 512 KiB; 0 leaves reading to Node (64 KiB at a
+   * time, a fresh buffer each).
+   */
+  readBufferSize?: number;
 }
 
 const DEFAULTS = {
   handshakeTimeout: 10_000,
   maxConnections: 100_000,
+  readBufferSize: DEFAULT_READ_BUFFER_SIZE,
 };
 
 interface ServerSettings extends ConnectionSettings {
@@ -59,7 +67,7 @@ export class Server {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
       topics: this.topics,
     };
-    this.listener = new TCPListener((socket) => this.accept(socket));
+    this.listener = new TCPListener((socket) => this.accept(socket), options.readBufferSize ?? DEFAULTS.readBufferSize);
     primeAllocator(options.primeAllocator);
   }
 
