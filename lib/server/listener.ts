@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { sharedReadBuffer, withSharedReads } from './shared-reads.js';
+import { acceptWithSharedReads, sharedReadBuffer } from './shared-reads.js';
 
 /**
  * A TCP listener: a `net.Server` that hands each accepted socket to `onSocket`,
@@ -8,14 +8,15 @@ import { sharedReadBuffer, withSharedReads } from './shared-reads.js';
  */
 export class TCPListener {
   private readonly server: NetServer;
+  private readonly readBuffer: Buffer | null;
 
-  constructor(onSocket: (socket: Socket) => void, readBufferSize: number) {
-    const readBuffer = sharedReadBuffer(readBufferSize);
-    // Half-open: the protocol, not Node, decides when our side of TCP closes. Paused: nothing
-    // is read before the socket that will read it exists.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) =>
-      onSocket(withSharedReads(socket, readBuffer, true)),
-    );
+  constructor(
+    private readonly onSocket: (socket: Socket) => void,
+    readBufferSize: number,
+  ) {
+    this.readBuffer = sharedReadBuffer(readBufferSize);
+    // Half-open: the protocol, not Node, decides when our side of TCP closes.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
   }
 
   listen(host: string, port: number, backlog = 511): Promise<void> {
@@ -24,6 +25,7 @@ export class TCPListener {
       this.server.once('error', onError);
       this.server.listen({ host, port, backlog }, () => {
         this.server.off('error', onError);
+        acceptWithSharedReads(this.server, this.readBuffer, this.onSocket);
         resolve();
       });
     });

@@ -1,4 +1,5 @@
-import { Socket } from 'node:net';
+import { Socket, type Server as NetServer } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 
 /**
  * Reading accepted sockets through one shared buffer.
@@ -8,10 +9,11 @@ import { Socket } from 'node:net';
  * 'data' listener sees it: a 1 MiB message costs 16 reads, 16 buffers and 16
  * stream pushes. A `net.Socket` can instead read into a buffer of our
  * choosing (its `onread` option), as large as we like and reused for every
- * read, but `net.Server` builds its sockets itself and offers no such option.
- * So the listener accepts paused sockets, and each one's handle is moved to
- * a new `net.Socket` made with `onread`. That takes `_handle`, a field Node
- * does not document; where it is missing the socket is used as it came.
+ * read, but `net.Server` builds the sockets it accepts itself and offers no
+ * such option. So, once listening, the listener takes over the accept
+ * callback of the server's handle and builds each socket itself, with
+ * `onread`. That needs two fields Node does not document (`_handle` and its
+ * `onconnection`); where they are missing, Node accepts as usual.
  *
  * Every read is copied out of the shared buffer into one of its own before
  * 'data' is emitted with it, so what the protocol keeps (a partial frame, a
@@ -23,9 +25,15 @@ import { Socket } from 'node:net';
 /** Default size of the shared read buffer: one read takes up to this many bytes. */
 export const DEFAULT_READ_BUFFER_SIZE = 512 * 1024;
 
-/** What `net.Socket` keeps of the native handle it reads from and writes to. */
-interface HandleOwner {
-  _handle: { useUserBuffer?: unknown } | null;
+/** The native TCP handle of a socket, as far as we use it. */
+interface ClientHandle {
+  setNoDelay?(enable: boolean): number;
+  close(): void;
+}
+
+/** The native handle of a listening `net.Server`, as far as we use it. */
+interface ServerHandle {
+  onconnection?: (error: number, client: ClientHandle | undefined) => void;
 }
 
 const buffers = new Map<number, Buffer>();
@@ -53,26 +61,28 @@ function deliverRead(this: Socket, bytesRead: number, buffer: Buffer): void {
 }
 
 /**
- * The socket to use for an accepted `socket` (accepted paused): a new one on
- * the same connection that reads through `buffer`, or `socket` itself,
- * resumed, when there is no buffer or Node's socket has no handle to move.
+ * Make the listening `server` accept through `onSocket` with sockets that
+ * read through `buffer` (half-open, no Nagle). False, changing nothing, when
+ * there is no buffer or the server has no accept callback to take over.
  */
-export function withSharedReads(socket: Socket, buffer: Buffer | null, allowHalfOpen: boolean): Socket {
-  const owner = socket as unknown as HandleOwner;
-  const handle = owner._handle;
-  if (buffer === null || handle === null || typeof handle?.useUserBuffer !== 'function') {
-    socket.resume();
-    return socket;
-  }
-  // The accepted socket lets go of the handle first: destroying it then closes nothing, and
-  // tells net.Server that this socket is gone (the new one is ours alone to track).
-  owner._handle = null;
-  socket.destroy();
-  return new Socket({
-    handle,
-    allowHalfOpen,
-    readable: true,
-    writable: true,
-    onread: { buffer, callback: deliverRead },
-  } as ConstructorParameters<typeof Socket>[0]);
+export function acceptWithSharedReads(server: NetServer, buffer: Buffer | null, onSocket: (socket: Socket) => void): boolean {
+  const handle = (server as unknown as { _handle?: ServerHandle | null })._handle;
+  if (buffer === null || handle === undefined || handle === null || typeof handle.onconnection !== 'function') return false;
+  handle.onconnection = (error, client) => {
+    if (error !== 0 || client === undefined) {
+      // What Node's own accept does with a failed accept(2): the server reports it.
+      server.emit('error', Object.assign(new Error(`accept ${getSystemErrorName(error)}`), { code: getSystemErrorName(error), errno: error, syscall: 'accept' }));
+      return;
+    }
+    client.setNoDelay?.(true);
+    const socket = new Socket({
+      handle: client,
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+      onread: { buffer, callback: deliverRead },
+    } as ConstructorParameters<typeof Socket>[0]);
+    onSocket(socket);
+  };
+  return true;
 }

@@ -4,10 +4,10 @@
  * later reads, Node's own reads with readBufferSize 0, and the limits.
  */
 import assert from 'node:assert/strict';
-import { Socket } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { test } from 'node:test';
 import { Server, serve, type Message, type WSConnection } from '../../lib/index.js';
-import { DEFAULT_READ_BUFFER_SIZE, sharedReadBuffer, withSharedReads } from '../../lib/server/shared-reads.js';
+import { acceptWithSharedReads, DEFAULT_READ_BUFFER_SIZE, sharedReadBuffer } from '../../lib/server/shared-reads.js';
 import { clientFrame, closeOf, closePayload, delay, patternBytes, RawPeer, until } from './helpers.js';
 
 /** The connection's socket, for watching its reads (every WSConnection this library makes has one). */
@@ -115,13 +115,24 @@ test('readBufferSize must be a whole number of bytes, 0 or more', () => {
   assert.equal(sharedReadBuffer(4096), sharedReadBuffer(4096), 'one buffer per size for the process');
 });
 
-test('a socket with no handle to move is used as it came, resumed', () => {
-  const socket = new Socket();
-  socket.pause();
-  const used = withSharedReads(socket, Buffer.alloc(16), true);
-  assert.equal(used, socket);
-  assert.equal(socket.isPaused(), false);
-  socket.destroy();
+test('without a buffer, or before listening, Node keeps accepting as usual', async () => {
+  const server = createServer();
+  assert.equal(acceptWithSharedReads(server, Buffer.alloc(16), () => {}), false, 'not listening: no accept callback to take');
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    assert.equal(acceptWithSharedReads(server, null, () => {}), false, 'no buffer');
+    let viaNode = 0;
+    server.on('connection', (socket: Socket) => {
+      viaNode++;
+      socket.destroy();
+    });
+    const client = new Socket();
+    await new Promise<void>((resolve) => client.connect((server.address() as { port: number }).port, '127.0.0.1', resolve));
+    await until(() => viaNode === 1, "Node's own accept", 5000);
+    client.destroy();
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 test('server.close() resolves with connections open on shared reads, and the port is free again', { timeout: 20_000 }, async () => {
