@@ -7,10 +7,10 @@ import { Server, type Handler } from './server/serve.js';
 const HELP = `resound — WebSocket tools
 
 Usage:
-  resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864]
+  resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
-  resound room [--host 127.0.0.1] [--port 9001] [--max-payload 67108864]
+  resound room [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
       One room: every connection subscribes to it, and every message a
       client sends is published to every connection, the sender included.
       The target for the fan-out benchmark.
@@ -25,6 +25,10 @@ Options:
   --port          echo, room: TCP port (default 9001; 0 picks a free one)
   --max-payload   largest message in bytes (default 64 MiB, enough for
                   Autobahn's 16 MiB cases)
+  --read-buffer-size
+                  echo, room: most bytes one read takes, through one buffer
+                  shared by every connection (default 512 KiB; 0: Node's
+                  own 64 KiB reads)
   --quiet         echo, room: do not print the listening URL
   --binary        client: send lines as binary messages
   --text          client: send lines as text messages (the default)
@@ -35,6 +39,7 @@ type Values = {
   host: string;
   port: string;
   'max-payload': string;
+  'read-buffer-size'?: string;
   quiet: boolean;
   binary: boolean;
   text: boolean;
@@ -49,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '9001' },
       'max-payload': { type: 'string', default: String(64 * 1024 * 1024) },
+      'read-buffer-size': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       binary: { type: 'boolean', default: false },
       text: { type: 'boolean', default: false },
@@ -95,8 +101,13 @@ const roomHandler: Handler = {
 async function runServer(name: string, handler: Handler, values: Values, maxPayload: number): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
+  const readBufferSize = values['read-buffer-size'] === undefined ? undefined : Number(values['read-buffer-size']);
+  if (readBufferSize !== undefined && !(Number.isSafeInteger(readBufferSize) && readBufferSize >= 0)) {
+    throw new RangeError(`bad --read-buffer-size ${values['read-buffer-size']}`);
+  }
   const server = new Server(handler, {
     maxPayload,
+    readBufferSize,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });

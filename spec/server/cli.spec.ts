@@ -89,6 +89,23 @@ test('resound with no command or an unknown one fails with usage', { timeout: 10
   assert.match(badPort.stderr(), /port/);
 });
 
+test('resound echo --read-buffer-size: 0 (Node reads) and a small shared buffer both echo; a bad size fails', { timeout: 20_000 }, async (t) => {
+  for (const size of ['0', '1024']) {
+    const { child, url } = await startEcho(t, ['--read-buffer-size', size]);
+    const client = await WSClient.connect(url);
+    const data = patternBytes(300_000, 5);
+    assertSameBytes((await client.echo(data)) as Buffer, data, `binary echo with --read-buffer-size ${size}`);
+    assert.equal(await client.echo('text ✓'), 'text ✓');
+    child.proc.kill('SIGTERM');
+    assert.deepEqual(await withTimeout(child.exited, 8000, 'resound echo to exit'), { code: 0, signal: null });
+  }
+  const bad = run(['echo', '--port', '0', '--read-buffer-size', '-5']);
+  reap(t, bad);
+  const exit = await withTimeout(bad.exited, 8000, 'resound echo --read-buffer-size -5');
+  assert.notEqual(exit.code, 0);
+  assert.match(bad.stderr(), /read-buffer-size/);
+});
+
 /** Resident set size and its peak, in bytes, from /proc/PID/status. */
 function memory(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
