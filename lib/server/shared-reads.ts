@@ -28,7 +28,6 @@ export const DEFAULT_READ_BUFFER_SIZE = 512 * 1024;
 /** The native TCP handle of a socket, as far as we use it. */
 interface ClientHandle {
   setNoDelay?(enable: boolean): number;
-  close(): void;
 }
 
 /** The native handle of a listening `net.Server`, as far as we use it. */
