@@ -3,6 +3,7 @@ import { InvalidStateError, WebSocketError } from './protocol/errors.js';
 import type { HandshakeRequest } from './protocol/handshake.js';
 import type { PreparedMessage } from './protocol/prepared.js';
 import type { TopicRegistry } from './apps/pubsub.js';
+import { addressText, compactAddress, peerOf, type CompactAddress } from './peer-address.js';
 import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
@@ -85,6 +86,19 @@ export interface ConnectionSettings {
   pauseReadingAt: number;
   /** The server's topics; absent on a client. Shared by every connection of the server. */
   topics?: TopicRegistry;
+  /**
+   * Who answers the handshake and hears of sockets that close: the server, for
+   * all its connections at once, or connect() for its one.
+   */
+  owner?: ConnectionOwner;
+}
+
+/** What the owner of connections (a server, or connect()) is told. */
+export interface ConnectionOwner {
+  /** A handshake event ('request' on a server, 'response' on a client). */
+  handshakeReceived(conn: Connection, event: HandshakeEvent): void;
+  /** The socket closed, after onClose. */
+  socketClosed(conn: Connection): void;
 }
 
 /** The options serve() and connect() share; connectionSettings() fills in the defaults. */
@@ -191,8 +205,8 @@ function onSocketClose(this: Socket): void {
 function onSocketDrain(this: Socket): void {
   (this as OwnedSocket)[OWNER].drained();
 }
-function learnPeer(this: Socket): void {
-  void this.remoteAddress;
+function onSocketConnect(this: Socket): void {
+  (this as OwnedSocket)[OWNER].learnPeer();
 }
 function destroySocket(socket: Socket): void {
   socket.destroy();
@@ -219,6 +233,8 @@ class Extras {
 }
 
 const NO_TOPICS: ReadonlySet<string> = new Set();
+/** The handler until open(): none of its callbacks. */
+const NO_HANDLER: ConnectionHandler = Object.freeze({});
 
 /**
  * The I/O half of a connection: moves bytes between a socket and a sans-IO
@@ -227,12 +243,7 @@ const NO_TOPICS: ReadonlySet<string> = new Set();
  */
 export class Connection implements WSConnection {
 
-  /** Called once the socket is closed, after onClose. */
-  onSocketClosed: ((conn: Connection) => void) | null = null;
-  /** Called for the handshake events, which the owner (server or connect()) handles. */
-  onHandshake: ((conn: Connection, event: HandshakeEvent) => void) | null = null;
-
-  private handler: ConnectionHandler = {};
+  private handler: ConnectionHandler = NO_HANDLER;
   /** OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per boolean. */
   private flags = 0;
   /** The handshake deadline until the handshake is done, then the close timer. */
@@ -240,17 +251,20 @@ export class Connection implements WSConnection {
   /** The promise every send of the current batch returns; settled by the batch's write callback. */
   private batch: Batch | null = null;
   private extra: Extras | null = null;
+  /** Learnt once connected and kept: after a reset the socket no longer knows its peer. */
+  private peerAddress: CompactAddress = '';
+  private peerPort = 0;
 
   constructor(
     readonly socket: Socket,
     readonly protocol: Protocol & { readonly subprotocol: string | null; readonly request: HandshakeRequest | null },
     private readonly settings: ConnectionSettings,
   ) {
-    // Node keeps the peer's address once asked for it, also after the socket closed: ask now
-    // (a client's socket, still connecting, once connected) so that onClose can still read it.
-    if (socket.remoteAddress === undefined) socket.once('connect', learnPeer);
     // Listeners are shared functions that find the connection on the socket: no closures per connection.
     (socket as OwnedSocket)[OWNER] = this;
+    // A client's socket is still connecting: its peer is known once connected.
+    if (socket.connecting) socket.once('connect', onSocketConnect);
+    else this.learnPeer();
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
@@ -276,11 +290,18 @@ export class Connection implements WSConnection {
   }
 
   get remoteAddress(): string {
-    return this.socket.remoteAddress ?? '';
+    return addressText(this.peerAddress);
   }
 
   get remotePort(): number {
-    return this.socket.remotePort ?? 0;
+    return this.peerPort;
+  }
+
+  /** Ask the socket for its peer, once connected, so that onClose can still say who it was. */
+  learnPeer(): void {
+    const peer = peerOf(this.socket);
+    this.peerAddress = compactAddress(peer.address);
+    this.peerPort = peer.port;
   }
 
   get state(): ConnectionState {
@@ -531,7 +552,7 @@ export class Connection implements WSConnection {
               break;
             case 'request':
             case 'response':
-              this.onHandshake?.(this, event);
+              this.settings.owner?.handshakeReceived(this, event);
               break;
             case 'close':
               break;
@@ -584,7 +605,7 @@ export class Connection implements WSConnection {
     for (const waiter of this.extra?.waiters?.splice(0) ?? []) waiter.reject(new ConnectionClosedError(info.code, info.reason));
     if (this.has(OPENED)) this.call(this.handler.onClose, info.code, info.reason);
     this.extra?.resolveClosed?.(info);
-    this.onSocketClosed?.(this);
+    this.settings.owner?.socketClosed(this);
   }
 
   /** The rarely used state, created on first use. */

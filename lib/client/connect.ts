@@ -75,7 +75,8 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
       })
     : netConnect({ host, port });
   socket.setNoDelay(true);
-  const conn = new Connection(socket, protocol, connectionSettings(options));
+  const settings = connectionSettings(options);
+  const conn = new Connection(socket, protocol, settings);
 
   return new Promise<WSConnection>((resolve, reject) => {
     let settled = false;
@@ -95,19 +96,22 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
       conn.flush();
     });
     socket.once('error', fail);
-    conn.onSocketClosed = () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake'));
-    conn.onHandshake = (_conn, event) => {
-      if (event.type !== 'response') return;
-      if (event.error !== null) {
-        fail(event.error);
-        return;
-      }
-      settled = true;
-      clearTimeout(timer);
-      socket.off('error', fail);
-      conn.onSocketClosed = null;
-      conn.open(options.handler ?? {});
-      resolve(conn);
+    settings.owner = {
+      socketClosed: () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake')),
+      handshakeReceived: (_conn, event) => {
+        if (event.type !== 'response') return;
+        if (event.error !== null) {
+          fail(event.error);
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        socket.off('error', fail);
+        // Open: the handshake is over, and so is the owner's part.
+        settings.owner = undefined;
+        conn.open(options.handler ?? {});
+        resolve(conn);
+      },
     };
   });
 }

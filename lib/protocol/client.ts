@@ -61,6 +61,10 @@ function randomMask(): Buffer {
  * with a fresh key and refuses masked frames from the server.
  */
 export class ClientProtocol extends Protocol {
+  get side(): 'client' {
+    return 'client';
+  }
+
   /** The handshake request this client sends. */
   readonly request: HandshakeRequest;
   /** The server's response, once received. */
@@ -77,7 +81,7 @@ export class ClientProtocol extends Protocol {
   private prefixChecked = 0;
 
   constructor(url: string | URL, options: ClientProtocolOptions = {}) {
-    super('client', options);
+    super(options);
     const target = typeof url === 'string' ? new URL(url) : url;
     if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
       throw new TypeError(`a WebSocket URL starts with ws:// or wss://, not ${target.protocol}//`);

@@ -73,26 +73,44 @@ export function writeFrameHeader(
   return offset;
 }
 
+/** Set in FrameHeaderReader's header bits when the frame is masked (above the first byte's 8 bits). */
+const MASKED_BIT = 0x100;
+
 /**
  * Reads frame headers from a ChunkQueue, one at a time, whatever the split of
- * the input. Header fields are kept on the reader (no object per frame); the
+ * the input. The protocol extends it, so the current header's fields sit on
+ * the protocol object itself: no object per frame, none per connection. The
  * payload is left in the queue for the protocol to take as it arrives.
  */
-export class FrameHeaderReader {
-  fin = false;
-  /** RSV1–3 in their wire position (0x70 mask of the first byte). */
-  rsv = 0;
-  opcode = 0;
-  masked = false;
+export abstract class FrameHeaderReader {
+  /** The header's first byte (FIN, RSV1–3, opcode), plus MASKED_BIT: one field for four. */
+  private headerBits = 0;
   /** The masking key, its four bytes packed in one integer (see packMask): no array per connection. */
-  maskKey = 0;
-  payloadLength = 0;
+  protected maskKey = 0;
+  protected payloadLength = 0;
+
+  protected get fin(): boolean {
+    return (this.headerBits & 0x80) !== 0;
+  }
+
+  /** RSV1–3 in their wire position (0x70 mask of the first byte). */
+  protected get rsv(): number {
+    return this.headerBits & 0x70;
+  }
+
+  protected get opcode(): number {
+    return this.headerBits & 0x0f;
+  }
+
+  protected get masked(): boolean {
+    return (this.headerBits & MASKED_BIT) !== 0;
+  }
 
   /**
    * Consume one header if it is complete; false (consuming nothing) when more
    * bytes are needed. Throws ProtocolError for a length no frame may have.
    */
-  read(queue: ChunkQueue): boolean {
+  protected readHeader(queue: ChunkQueue): boolean {
     if (queue.length < 2) return false;
     // The common case: a short header whole in the first chunk, read in place.
     const chunk = queue.head!;
@@ -101,11 +119,7 @@ export class FrameHeaderReader {
       const second = chunk[at + 1]!;
       const shortLength = second & 0x7f;
       if (shortLength < 126 && second & 0x80) {
-        const first = chunk[at]!;
-        this.fin = (first & 0x80) !== 0;
-        this.rsv = first & 0x70;
-        this.opcode = first & 0x0f;
-        this.masked = true;
+        this.headerBits = chunk[at]! | MASKED_BIT;
         this.payloadLength = shortLength;
         this.maskKey = chunk[at + 2]! | (chunk[at + 3]! << 8) | (chunk[at + 4]! << 16) | (chunk[at + 5]! << 24);
         queue.skip(6);
@@ -140,10 +154,7 @@ export class FrameHeaderReader {
       this.maskKey =
         queue.peek(maskAt) | (queue.peek(maskAt + 1) << 8) | (queue.peek(maskAt + 2) << 16) | (queue.peek(maskAt + 3) << 24);
     }
-    this.fin = (first & 0x80) !== 0;
-    this.rsv = first & 0x70;
-    this.opcode = first & 0x0f;
-    this.masked = masked;
+    this.headerBits = masked ? first | MASKED_BIT : first;
     this.payloadLength = length;
     queue.skip(size);
     return true;

@@ -59,17 +59,17 @@ interface ParsedRequest {
 }
 
 /**
- * A request as a server received it. Only the head's text is kept for the
- * connection's lifetime: the request line, headers and query are parsed
- * again on first use after the handshake, so an idle connection holds one
- * string and a two-field object.
+ * A request as a server received it, parsed on first use from the head's
+ * text. Once the connection is open the protocol keeps only that text and
+ * builds a new ReceivedRequest from it if the application asks: an idle
+ * connection holds one string.
  */
 export class ReceivedRequest implements HandshakeRequest {
   private parsed: ParsedRequest | null;
 
   constructor(
-    /** The request head's text: the one thing kept while the connection lives. */
-    private readonly head: string,
+    /** The request head's text: all it needs to parse again. */
+    readonly head: string,
     parsed: ParsedRequest | null = null,
   ) {
     this.parsed = parsed;
@@ -114,11 +114,6 @@ export class ReceivedRequest implements HandshakeRequest {
 
   get subprotocols(): string[] {
     return splitList(this.headers['sec-websocket-protocol']);
-  }
-
-  /** Drop what parsing produced; it comes back on the next use. */
-  compact(): void {
-    this.parsed = null;
   }
 
   private parse(): ParsedRequest {

@@ -12,28 +12,40 @@ export const SLAB_FRAME_LIMIT = 8 * 1024;
 let slab = Buffer.allocUnsafe(SLAB_SIZE);
 const NOTHING: readonly Uint8Array[] = Object.freeze([]);
 let slabUsed = 0;
+/**
+ * The queue whose frames end the slab, and where they start: only the last
+ * writer can extend its region, so one region is open at a time and its
+ * bounds live here rather than in a field of every connection.
+ */
+let regionOwner: OutputQueue | null = null;
+let regionStart = 0;
+
+/** Hand the open region to its owner's chunks; nobody can extend it after this. */
+function closeOpenRegion(): void {
+  if (regionOwner !== null) {
+    regionOwner.append(slab.subarray(regionStart, slabUsed));
+    regionOwner = null;
+  }
+}
 
 export class OutputQueue {
   /** Created on first use: an idle connection holds none. */
   private chunks: Uint8Array[] | null = null;
-  private region: Buffer | null = null;
-  private regionStart = 0;
-  private regionEnd = 0;
 
   /** Room for `size` (≤ SLAB_FRAME_LIMIT) bytes: write them at `target[offset…]` before anything else runs. */
   reserve(size: number): number {
     if (slabUsed + size > SLAB_SIZE) {
+      closeOpenRegion();
       slab = Buffer.allocUnsafe(SLAB_SIZE);
       slabUsed = 0;
     }
-    if (this.region !== slab || this.regionEnd !== slabUsed) {
-      this.closeRegion();
-      this.region = slab;
-      this.regionStart = slabUsed;
+    if (regionOwner !== this) {
+      closeOpenRegion();
+      regionOwner = this;
+      regionStart = slabUsed;
     }
     const offset = slabUsed;
     slabUsed += size;
-    this.regionEnd = slabUsed;
     return offset;
   }
 
@@ -44,23 +56,21 @@ export class OutputQueue {
 
   /** Append a chunk of its own (a large payload, the EOF marker). */
   push(chunk: Uint8Array): void {
-    this.closeRegion();
-    (this.chunks ??= []).push(chunk);
+    if (regionOwner === this) closeOpenRegion();
+    this.append(chunk);
   }
 
   /** Everything queued since the last call. */
   take(): readonly Uint8Array[] {
-    this.closeRegion();
+    if (regionOwner === this) closeOpenRegion();
     const chunks = this.chunks;
     if (chunks === null) return NOTHING;
     this.chunks = null;
     return chunks;
   }
 
-  private closeRegion(): void {
-    if (this.region !== null) {
-      (this.chunks ??= []).push(this.region.subarray(this.regionStart, this.regionEnd));
-      this.region = null;
-    }
+  /** Add `chunk` after everything queued, regions included (closeOpenRegion's way in). */
+  append(chunk: Uint8Array): void {
+    (this.chunks ??= []).push(chunk);
   }
 }

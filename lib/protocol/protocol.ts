@@ -85,7 +85,7 @@ class Ending {
  * framing, fragmentation, control frames, UTF-8, limits and the closing
  * handshake. Pure: bytes in, events and bytes out; no sockets, no timers.
  */
-export abstract class Protocol {
+export abstract class Protocol extends FrameHeaderReader {
   state: State = State.CONNECTING;
   readonly maxPayload: number;
 
@@ -98,7 +98,6 @@ export abstract class Protocol {
   /** Created when the closing handshake starts or the connection fails. */
   private ending: Ending | null = null;
 
-  private readonly header = new FrameHeaderReader();
   private payloadRemaining = 0;
   private maskOffset = 0;
   private controlPieces: Buffer[] | null = null;
@@ -110,10 +109,11 @@ export abstract class Protocol {
   private utf8: Utf8Validator | null = null;
 
 
-  constructor(
-    readonly side: Side,
-    options: ProtocolOptions = {},
-  ) {
+  /** Which end this is: a property of the class, not a field of every connection. */
+  abstract readonly side: Side;
+
+  constructor(options: ProtocolOptions = {}) {
+    super();
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
   }
@@ -397,36 +397,35 @@ export abstract class Protocol {
 
   private readFrames(): void {
     const queue = this.queue;
-    const header = this.header;
     while (!this.has(DISCARDING)) {
       if (!this.has(IN_PAYLOAD)) {
-        if (!header.read(queue)) return;
+        if (!this.readHeader(queue)) return;
         this.checkFrameHeader();
         const head = queue.head;
         // The common case: a whole, unfragmented message in the first chunk, decoded in place.
         if (
-          header.fin &&
-          (header.opcode === Opcode.TEXT || header.opcode === Opcode.BINARY) &&
+          this.fin &&
+          (this.opcode === Opcode.TEXT || this.opcode === Opcode.BINARY) &&
           head !== undefined &&
-          head.length - queue.headOffset >= header.payloadLength
+          head.length - queue.headOffset >= this.payloadLength
         ) {
-          this.readWholeMessage(head, queue.headOffset, header.payloadLength);
+          this.readWholeMessage(head, queue.headOffset, this.payloadLength);
           continue;
         }
         this.flags |= IN_PAYLOAD;
-        this.payloadRemaining = header.payloadLength;
+        this.payloadRemaining = this.payloadLength;
         this.maskOffset = 0;
         // A one-frame binary message needs no look at its bytes before it is whole (text is checked
         // as it arrives): its pieces stay masked and are unmasked while joined, one copy less.
-        // No other header is read before it completes, so header.maskKey stays its key.
-        if (header.fin && header.masked && header.opcode === Opcode.BINARY) this.flags |= UNMASK_WHEN_JOINED;
+        // No other header is read before it completes, so maskKey stays its key.
+        if (this.fin && this.masked && this.opcode === Opcode.BINARY) this.flags |= UNMASK_WHEN_JOINED;
       }
-      const control = isControlOpcode(header.opcode);
+      const control = isControlOpcode(this.opcode);
       while (this.payloadRemaining > 0) {
         if (queue.length === 0) return;
         const piece = queue.takeUpTo(this.payloadRemaining);
-        if (header.masked && !this.has(UNMASK_WHEN_JOINED)) {
-          maskWithKey(piece, header.maskKey, this.maskOffset);
+        if (this.masked && !this.has(UNMASK_WHEN_JOINED)) {
+          maskWithKey(piece, this.maskKey, this.maskOffset);
           this.maskOffset = (this.maskOffset + piece.length) & 3;
         }
         this.payloadRemaining -= piece.length;
@@ -442,23 +441,22 @@ export abstract class Protocol {
       }
       this.flags &= ~IN_PAYLOAD;
       if (control) this.completeControlFrame();
-      else if (header.fin) this.completeMessage();
+      else if (this.fin) this.completeMessage();
     }
   }
 
   private readWholeMessage(chunk: Buffer, start: number, length: number): void {
-    const header = this.header;
     const end = start + length;
     let data: Message;
-    if (header.opcode === Opcode.TEXT && length <= SHORT_TEXT) {
+    if (this.opcode === Opcode.TEXT && length <= SHORT_TEXT) {
       // Unmask and look for non-ASCII bytes in one pass; pure ASCII is valid UTF-8.
-      const ascii = unmaskAscii(chunk, start, end, header.masked ? header.maskKey : null);
+      const ascii = unmaskAscii(chunk, start, end, this.masked ? this.maskKey : null);
       if (ascii) data = chunk.toString('latin1', start, end);
       else data = this.decodeText(chunk.subarray(start, end));
     } else {
       const view = chunk.subarray(start, end);
-      if (header.masked) maskWithKey(view, header.maskKey, 0);
-      data = header.opcode === Opcode.TEXT ? this.decodeText(view) : view;
+      if (this.masked) maskWithKey(view, this.maskKey, 0);
+      data = this.opcode === Opcode.TEXT ? this.decodeText(view) : view;
     }
     this.queue.skip(length);
     this.messageOpcode = 0;
@@ -473,12 +471,13 @@ export abstract class Protocol {
 
   /** Rules that can be checked from the header alone, before any payload is buffered. */
   private checkFrameHeader(): void {
-    const { opcode, payloadLength } = this.header;
-    if (this.header.rsv !== 0) {
+    const opcode = this.opcode;
+    const payloadLength = this.payloadLength;
+    if (this.rsv !== 0) {
       throw new ProtocolError('reserved bits set without a negotiated extension', CloseCode.PROTOCOL_ERROR);
     }
     // §5.1: clients mask every frame, servers none.
-    if (this.header.masked !== (this.side === 'server')) {
+    if (this.masked !== (this.side === 'server')) {
       const message = this.side === 'server' ? 'client frames must be masked' : 'server frames must not be masked';
       throw new ProtocolError(message, CloseCode.PROTOCOL_ERROR);
     }
@@ -487,7 +486,7 @@ export abstract class Protocol {
       case Opcode.PING:
       case Opcode.PONG:
         // §5.5: control frames are short and never fragmented.
-        if (!this.header.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
+        if (!this.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
         if (payloadLength > MAX_CONTROL_PAYLOAD) {
           throw new ProtocolError('control frame payload over 125 bytes', CloseCode.PROTOCOL_ERROR);
         }
@@ -535,14 +534,14 @@ export abstract class Protocol {
   /** The pieces of a one-frame binary message, joined and unmasked in one pass. */
   private joinUnmasking(pieces: Buffer[]): Buffer {
     if (pieces.length === 1) {
-      maskWithKey(pieces[0]!, this.header.maskKey, 0);
+      maskWithKey(pieces[0]!, this.maskKey, 0);
       return pieces[0]!;
     }
     const data = Buffer.allocUnsafe(this.messageLength);
     let at = 0;
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
-      maskInto(piece, data, at, this.header.maskKey, at & 3);
+      maskInto(piece, data, at, this.maskKey, at & 3);
       at += piece.length;
     }
     return data;
@@ -552,7 +551,7 @@ export abstract class Protocol {
     const pieces = this.controlPieces;
     const payload = pieces === null ? EMPTY : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
     this.controlPieces = null;
-    switch (this.header.opcode) {
+    switch (this.opcode) {
       case Opcode.PING:
         this.emit({ type: 'ping', data: payload });
         // §5.5.2: answer every ping with a pong carrying the same bytes.

@@ -7,7 +7,7 @@ import {
   validateRequest,
   type HandshakeRequest,
   type HandshakeResponse,
-  type ReceivedRequest,
+  ReceivedRequest,
 } from './handshake.js';
 import { DEFAULT_HEAD_LIMITS, HeadCollector, HeadParseError, statusText } from './http1.js';
 import { Protocol, State, type ProtocolOptions } from './protocol.js';
@@ -39,8 +39,12 @@ export interface AcceptOptions {
  * RFC 6455 frames.
  */
 export class ServerProtocol extends Protocol {
-  /** The handshake request, once its head is complete. */
-  request: ReceivedRequest | null = null;
+  get side(): 'server' {
+    return 'server';
+  }
+
+  /** The request once its head is complete; only its text once the connection is open. */
+  private received: ReceivedRequest | string | null = null;
   /** The subprotocol confirmed in the handshake, if any. */
   subprotocol: string | null = null;
   /** The status of the handshake response, once sent. */
@@ -48,17 +52,24 @@ export class ServerProtocol extends Protocol {
 
   /** Collects the request head; dropped once it is complete. */
   private head: HeadCollector | null;
-  private readonly subprotocols: readonly string[];
-  private readonly selectSubprotocol: ServerProtocolOptions['selectSubprotocol'];
+  /** Kept whole: a server passes every connection the same options, so they cost one field. */
+  private readonly options: ServerProtocolOptions;
+
+  /** The handshake request, once its head is complete. */
+  get request(): ReceivedRequest | null {
+    const received = this.received;
+    if (typeof received !== 'string') return received;
+    // Parsed again from the text on first use after the handshake.
+    return (this.received = new ReceivedRequest(received));
+  }
 
   constructor(options: ServerProtocolOptions = {}) {
-    super('server', options);
+    super(options);
     this.head = new HeadCollector({
       maxHeadBytes: options.maxHeadBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes,
       maxHeaders: options.maxHeaders ?? DEFAULT_HEAD_LIMITS.maxHeaders,
     });
-    this.subprotocols = options.subprotocols ?? NONE;
-    this.selectSubprotocol = options.selectSubprotocol;
+    this.options = options;
   }
 
   /**
@@ -95,7 +106,7 @@ export class ServerProtocol extends Protocol {
     if (response.status === 101) {
       this.subprotocol = headerValue(response, 'sec-websocket-protocol');
       // The connection may idle for hours: keep the request's text, not its parsed form.
-      this.request?.compact();
+      if (this.received instanceof ReceivedRequest) this.received = this.received.head;
       this.openConnection();
     } else {
       this.discardInput();
@@ -109,7 +120,7 @@ export class ServerProtocol extends Protocol {
   }
 
   protected override receiveHandshakeData(chunk: Buffer): void {
-    if (this.request !== null) {
+    if (this.received !== null) {
       // Frames sent before our response: keep them (bounded) for when we open.
       this.queue.push(chunk);
       if (this.queue.length > this.maxPayload + 14) this.refuse(400, 'too much data before the handshake response');
@@ -120,9 +131,10 @@ export class ServerProtocol extends Protocol {
       const complete = this.head.push(chunk);
       if (complete === null) return;
       this.head = null;
-      this.request = toHandshakeRequest(complete.head);
+      const request = toHandshakeRequest(complete.head);
+      this.received = request;
       this.queue.push(complete.rest);
-      this.emit({ type: 'request', request: this.request });
+      this.emit({ type: 'request', request });
     } catch (error) {
       if (!(error instanceof HeadParseError)) throw error;
       this.refuse(error.status, error.message);
@@ -135,8 +147,9 @@ export class ServerProtocol extends Protocol {
   }
 
   private chooseSubprotocol(request: HandshakeRequest): string | null {
-    if (this.selectSubprotocol) return this.selectSubprotocol(request.subprotocols, request);
-    for (const candidate of this.subprotocols) {
+    const { selectSubprotocol, subprotocols = NONE } = this.options;
+    if (selectSubprotocol) return selectSubprotocol(request.subprotocols, request);
+    for (const candidate of subprotocols) {
       if (request.subprotocols.includes(candidate)) return candidate;
     }
     return null;

@@ -66,6 +66,7 @@ export class Server {
       handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
       topics: this.topics,
+      owner: { handshakeReceived: this.handshakeReceived, socketClosed: this.socketClosed },
     };
     this.listener = new TCPListener((socket) => this.accept(socket), options.readBufferSize ?? DEFAULTS.readBufferSize);
     primeAllocator(options.primeAllocator);
@@ -139,8 +140,6 @@ export class Server {
     const conn = new Connection(socket, protocol, this.settings);
     this.handshaking.add(conn);
     conn.startDeadline(this.settings.handshakeTimeout);
-    conn.onHandshake = this.handshakeReceived;
-    conn.onSocketClosed = this.socketClosed;
   }
 
   /** Shared by every connection of this server. */
