@@ -1,10 +1,10 @@
-import { ChunkQueue } from './chunks.js';
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
 import { InvalidStateError, ProtocolError, type HandshakeError } from './errors.js';
-import { FrameHeaderReader, headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
+import { headerLength, isControlOpcode, MAX_CONTROL_PAYLOAD, Opcode, writeFrameHeader } from './frame.js';
 import { applyMask, maskInto, maskWithKey, unmaskAscii } from './mask.js';
-import { OutputQueue, SLAB_FRAME_LIMIT } from './output.js';
+import { finishOutput, outputSlab, pushOutput, reserveOutput, SLAB_FRAME_LIMIT, type OutputList } from './output.js';
 import type { PreparedMessage } from './prepared.js';
+import { borrowReader, returnReader, type FrameReader } from './frame-reader.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
 
@@ -85,35 +85,26 @@ class Ending {
  * framing, fragmentation, control frames, UTF-8, limits and the closing
  * handshake. Pure: bytes in, events and bytes out; no sockets, no timers.
  */
-export abstract class Protocol extends FrameHeaderReader {
+export abstract class Protocol {
   state: State = State.CONNECTING;
   readonly maxPayload: number;
 
-  protected readonly queue = new ChunkQueue();
+  /** Received bytes and the frame and message being read; borrowed only while there are any. */
+  private input: FrameReader | null = null;
   /** Created on first use and handed out whole by eventsReceived(): an idle connection holds none. */
   private events: ProtocolEvent[] | null = null;
-  private readonly output = new OutputQueue();
+  /** Chunks to send, created on first use and handed out whole by dataToSend(): an idle connection holds none. */
+  private output: OutputList | null = null;
   /** EOF_SENT | EOF_RECEIVED | DISCARDING | IN_PAYLOAD | UNMASK_WHEN_JOINED: one field for five booleans. */
   private flags = 0;
   /** Created when the closing handshake starts or the connection fails. */
   private ending: Ending | null = null;
-
-  private payloadRemaining = 0;
-  private maskOffset = 0;
-  private controlPieces: Buffer[] | null = null;
-  /** TEXT or BINARY while a message is being received, else 0. */
-  private messageOpcode = 0;
-  private messagePieces: Buffer[] | null = null;
-  private messageLength = 0;
-  /** Only messages spread over several pieces need one; created on first use. */
-  private utf8: Utf8Validator | null = null;
 
 
   /** Which end this is: a property of the class, not a field of every connection. */
   abstract readonly side: Side;
 
   constructor(options: ProtocolOptions = {}) {
-    super();
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
   }
@@ -150,10 +141,25 @@ export abstract class Protocol extends FrameHeaderReader {
     const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.state === State.CONNECTING) {
       this.receiveHandshakeData(chunk);
+      this.returnReaderIfIdle();
       return;
     }
     this.queue.push(chunk);
     this.parseFrames();
+  }
+
+  /** The received bytes not parsed yet, with the frame and message being read. */
+  protected get queue(): FrameReader {
+    return (this.input ??= borrowReader());
+  }
+
+  /** A read nearly always ends between messages: then the reader goes back, and an idle connection holds none. */
+  private returnReaderIfIdle(): void {
+    const input = this.input;
+    if (input !== null && input.idle) {
+      returnReader(input);
+      this.input = null;
+    }
   }
 
   /** The peer closed its side of the TCP connection. */
@@ -177,7 +183,10 @@ export abstract class Protocol extends FrameHeaderReader {
   /** Chunks to write, in order, since the last call; a zero-length chunk means "close the TCP side". */
   dataToSend(): readonly Uint8Array[] {
     if (this.pendingClose !== null) this.sendPendingClose();
-    return this.output.take();
+    const output = this.output;
+    if (output === null) return NOTHING;
+    this.output = null;
+    return finishOutput(output);
   }
 
   /** True once the TCP connection should close soon: the I/O layer starts its close timer. */
@@ -208,9 +217,8 @@ export abstract class Protocol extends FrameHeaderReader {
     // At most 3 bytes per UTF-16 unit: short text is encoded straight into the output slab.
     if (text.length * 3 <= SLAB_FRAME_LIMIT - 14) {
       const length = Buffer.byteLength(text);
-      const output = this.output;
-      const at = output.reserve(headerLength(length, mask !== null) + length);
-      const slab = output.target;
+      const at = reserveOutput((this.output ??= []), headerLength(length, mask !== null) + length);
+      const slab = outputSlab();
       const payloadAt = writeFrameHeader(slab, at, Opcode.TEXT, length, true, 0, mask);
       // Byte length equal to the UTF-16 length means pure ASCII: the faster one-byte encoder is exact.
       slab.write(text, payloadAt, length, length === text.length ? 'latin1' : 'utf8');
@@ -237,7 +245,7 @@ export abstract class Protocol extends FrameHeaderReader {
    */
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
-    if (this.side === 'server') this.output.push(message.frame);
+    if (this.side === 'server') pushOutput((this.output ??= []), message.frame);
     else this.sendFrame(message.opcode, message.payload);
   }
 
@@ -309,7 +317,7 @@ export abstract class Protocol extends FrameHeaderReader {
   /** Switch to OPEN and parse whatever frames arrived with the handshake. */
   protected openConnection(): void {
     this.state = State.OPEN;
-    if (this.queue.length > 0) this.parseFrames();
+    if (this.input !== null) this.parseFrames();
   }
 
   private sendPendingClose(): void {
@@ -331,19 +339,18 @@ export abstract class Protocol extends FrameHeaderReader {
   }
 
   protected sendEof(): void {
-    this.output.push(EOF_MARKER);
+    pushOutput((this.output ??= []), EOF_MARKER);
     this.flags |= EOF_SENT;
   }
 
   protected pushOutput(chunk: Uint8Array): void {
-    this.output.push(chunk);
+    pushOutput((this.output ??= []), chunk);
   }
 
   protected discardInput(): void {
-    this.flags |= DISCARDING;
-    this.queue.clear();
-    this.messagePieces = null;
-    this.controlPieces = null;
+    this.flags = (this.flags | DISCARDING) & ~(IN_PAYLOAD | UNMASK_WHEN_JOINED);
+    this.input?.discardAll();
+    this.returnReaderIfIdle();
   }
 
   private assertCanSendData(): void {
@@ -366,23 +373,23 @@ export abstract class Protocol extends FrameHeaderReader {
     const mask = this.nextMask();
     const length = payload.length;
     const size = headerLength(length, mask !== null);
-    const output = this.output;
+    const output = (this.output ??= []);
     if (size + length <= SLAB_FRAME_LIMIT) {
-      const at = output.reserve(size + length);
-      const slab = output.target;
+      const at = reserveOutput(output, size + length);
+      const slab = outputSlab();
       const payloadAt = writeFrameHeader(slab, at, opcode, length, fin, rsv, mask);
       slab.set(payload, payloadAt);
       if (mask !== null) applyMask(slab.subarray(payloadAt, payloadAt + length), mask, 0);
     } else if (mask === null) {
-      const at = output.reserve(size);
-      writeFrameHeader(output.target, at, opcode, length, fin, rsv, null);
-      output.push(payload);
+      const at = reserveOutput(output, size);
+      writeFrameHeader(outputSlab(), at, opcode, length, fin, rsv, null);
+      pushOutput(output, payload);
     } else {
       const frame = Buffer.allocUnsafe(size + length);
       const payloadAt = writeFrameHeader(frame, 0, opcode, length, fin, rsv, mask);
       frame.set(payload, payloadAt);
       applyMask(frame.subarray(payloadAt), mask, 0);
-      output.push(frame);
+      pushOutput(output, frame);
     }
   }
 
@@ -393,74 +400,76 @@ export abstract class Protocol extends FrameHeaderReader {
       if (!(error instanceof ProtocolError)) throw error;
       this.fail(error.closeCode, error.message);
     }
+    this.returnReaderIfIdle();
   }
 
   private readFrames(): void {
-    const queue = this.queue;
+    const r = this.queue;
     while (!this.has(DISCARDING)) {
       if (!this.has(IN_PAYLOAD)) {
-        if (!this.readHeader(queue)) return;
+        if (!r.readHeader()) return;
         this.checkFrameHeader();
-        const head = queue.head;
+        const head = r.head;
         // The common case: a whole, unfragmented message in the first chunk, decoded in place.
         if (
-          this.fin &&
-          (this.opcode === Opcode.TEXT || this.opcode === Opcode.BINARY) &&
+          r.fin &&
+          (r.opcode === Opcode.TEXT || r.opcode === Opcode.BINARY) &&
           head !== undefined &&
-          head.length - queue.headOffset >= this.payloadLength
+          head.length - r.headOffset >= r.payloadLength
         ) {
-          this.readWholeMessage(head, queue.headOffset, this.payloadLength);
+          this.readWholeMessage(head, r.headOffset, r.payloadLength);
           continue;
         }
         this.flags |= IN_PAYLOAD;
-        this.payloadRemaining = this.payloadLength;
-        this.maskOffset = 0;
+        r.payloadRemaining = r.payloadLength;
+        r.maskOffset = 0;
         // A one-frame binary message needs no look at its bytes before it is whole (text is checked
         // as it arrives): its pieces stay masked and are unmasked while joined, one copy less.
         // No other header is read before it completes, so maskKey stays its key.
-        if (this.fin && this.masked && this.opcode === Opcode.BINARY) this.flags |= UNMASK_WHEN_JOINED;
+        if (r.fin && r.masked && r.opcode === Opcode.BINARY) this.flags |= UNMASK_WHEN_JOINED;
       }
-      const control = isControlOpcode(this.opcode);
-      while (this.payloadRemaining > 0) {
-        if (queue.length === 0) return;
-        const piece = queue.takeUpTo(this.payloadRemaining);
-        if (this.masked && !this.has(UNMASK_WHEN_JOINED)) {
-          maskWithKey(piece, this.maskKey, this.maskOffset);
-          this.maskOffset = (this.maskOffset + piece.length) & 3;
+      const control = isControlOpcode(r.opcode);
+      while (r.payloadRemaining > 0) {
+        if (r.length === 0) return;
+        const piece = r.takeUpTo(r.payloadRemaining);
+        if (r.masked && !this.has(UNMASK_WHEN_JOINED)) {
+          maskWithKey(piece, r.maskKey, r.maskOffset);
+          r.maskOffset = (r.maskOffset + piece.length) & 3;
         }
-        this.payloadRemaining -= piece.length;
+        r.payloadRemaining -= piece.length;
         if (control) {
-          (this.controlPieces ??= []).push(piece);
+          (r.controlPieces ??= []).push(piece);
         } else {
           // §8.1: fail as soon as the text can no longer be UTF-8, mid-frame included.
-          if (this.messageOpcode === Opcode.TEXT && !(this.utf8 ??= new Utf8Validator()).feed(piece)) {
+          if (r.messageOpcode === Opcode.TEXT && !(r.utf8 ??= new Utf8Validator()).feed(piece)) {
             throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
           }
-          (this.messagePieces ??= []).push(piece);
+          (r.messagePieces ??= []).push(piece);
         }
       }
       this.flags &= ~IN_PAYLOAD;
       if (control) this.completeControlFrame();
-      else if (this.fin) this.completeMessage();
+      else if (r.fin) this.completeMessage();
     }
   }
 
   private readWholeMessage(chunk: Buffer, start: number, length: number): void {
+    const r = this.input!;
     const end = start + length;
     let data: Message;
-    if (this.opcode === Opcode.TEXT && length <= SHORT_TEXT) {
+    if (r.opcode === Opcode.TEXT && length <= SHORT_TEXT) {
       // Unmask and look for non-ASCII bytes in one pass; pure ASCII is valid UTF-8.
-      const ascii = unmaskAscii(chunk, start, end, this.masked ? this.maskKey : null);
+      const ascii = unmaskAscii(chunk, start, end, r.masked ? r.maskKey : null);
       if (ascii) data = chunk.toString('latin1', start, end);
       else data = this.decodeText(chunk.subarray(start, end));
     } else {
       const view = chunk.subarray(start, end);
-      if (this.masked) maskWithKey(view, this.maskKey, 0);
-      data = this.opcode === Opcode.TEXT ? this.decodeText(view) : view;
+      if (r.masked) maskWithKey(view, r.maskKey, 0);
+      data = r.opcode === Opcode.TEXT ? this.decodeText(view) : view;
     }
-    this.queue.skip(length);
-    this.messageOpcode = 0;
-    this.messageLength = 0;
+    r.skip(length);
+    r.messageOpcode = 0;
+    r.messageLength = 0;
     this.emit({ type: 'message', data });
   }
 
@@ -471,13 +480,14 @@ export abstract class Protocol extends FrameHeaderReader {
 
   /** Rules that can be checked from the header alone, before any payload is buffered. */
   private checkFrameHeader(): void {
-    const opcode = this.opcode;
-    const payloadLength = this.payloadLength;
-    if (this.rsv !== 0) {
+    const r = this.input!;
+    const opcode = r.opcode;
+    const payloadLength = r.payloadLength;
+    if (r.rsv !== 0) {
       throw new ProtocolError('reserved bits set without a negotiated extension', CloseCode.PROTOCOL_ERROR);
     }
     // §5.1: clients mask every frame, servers none.
-    if (this.masked !== (this.side === 'server')) {
+    if (r.masked !== (this.side === 'server')) {
       const message = this.side === 'server' ? 'client frames must be masked' : 'server frames must not be masked';
       throw new ProtocolError(message, CloseCode.PROTOCOL_ERROR);
     }
@@ -486,45 +496,46 @@ export abstract class Protocol extends FrameHeaderReader {
       case Opcode.PING:
       case Opcode.PONG:
         // §5.5: control frames are short and never fragmented.
-        if (!this.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
+        if (!r.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
         if (payloadLength > MAX_CONTROL_PAYLOAD) {
           throw new ProtocolError('control frame payload over 125 bytes', CloseCode.PROTOCOL_ERROR);
         }
-        this.controlPieces = null;
+        r.controlPieces = null;
         return;
       case Opcode.CONTINUATION:
-        if (this.messageOpcode === 0) {
+        if (r.messageOpcode === 0) {
           throw new ProtocolError('continuation frame without a message to continue', CloseCode.PROTOCOL_ERROR);
         }
         break;
       case Opcode.TEXT:
       case Opcode.BINARY:
-        if (this.messageOpcode !== 0) {
+        if (r.messageOpcode !== 0) {
           throw new ProtocolError('new message started inside a fragmented message', CloseCode.PROTOCOL_ERROR);
         }
-        this.messageOpcode = opcode;
+        r.messageOpcode = opcode;
         break;
       default:
         throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, CloseCode.PROTOCOL_ERROR);
     }
     // §10.4: refuse an oversized message before buffering any of it.
-    if (payloadLength > this.maxPayload - this.messageLength) {
+    if (payloadLength > this.maxPayload - r.messageLength) {
       throw new ProtocolError(`message over the ${this.maxPayload}-byte limit`, CloseCode.MESSAGE_TOO_BIG);
     }
-    this.messageLength += payloadLength;
+    r.messageLength += payloadLength;
   }
 
   private completeMessage(): void {
-    const pieces = this.messagePieces;
+    const r = this.input!;
+    const pieces = r.messagePieces;
     const data =
-      pieces === null ? EMPTY : this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(pieces) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.messageLength);
-    const text = this.messageOpcode === Opcode.TEXT;
-    this.messagePieces = null;
+      pieces === null ? EMPTY : this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(pieces) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, r.messageLength);
+    const text = r.messageOpcode === Opcode.TEXT;
+    r.messagePieces = null;
     this.flags &= ~UNMASK_WHEN_JOINED;
-    this.messageOpcode = 0;
-    this.messageLength = 0;
+    r.messageOpcode = 0;
+    r.messageLength = 0;
     if (text) {
-      if (this.utf8 !== null && !this.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
+      if (r.utf8 !== null && !r.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
       this.emit({ type: 'message', data: data.toString('utf8') });
     } else {
       this.emit({ type: 'message', data });
@@ -533,25 +544,27 @@ export abstract class Protocol extends FrameHeaderReader {
 
   /** The pieces of a one-frame binary message, joined and unmasked in one pass. */
   private joinUnmasking(pieces: Buffer[]): Buffer {
+    const r = this.input!;
     if (pieces.length === 1) {
-      maskWithKey(pieces[0]!, this.maskKey, 0);
+      maskWithKey(pieces[0]!, r.maskKey, 0);
       return pieces[0]!;
     }
-    const data = Buffer.allocUnsafe(this.messageLength);
+    const data = Buffer.allocUnsafe(r.messageLength);
     let at = 0;
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
-      maskInto(piece, data, at, this.maskKey, at & 3);
+      maskInto(piece, data, at, r.maskKey, at & 3);
       at += piece.length;
     }
     return data;
   }
 
   private completeControlFrame(): void {
-    const pieces = this.controlPieces;
+    const r = this.input!;
+    const pieces = r.controlPieces;
     const payload = pieces === null ? EMPTY : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-    this.controlPieces = null;
-    switch (this.opcode) {
+    r.controlPieces = null;
+    switch (r.opcode) {
       case Opcode.PING:
         this.emit({ type: 'ping', data: payload });
         // §5.5.2: answer every ping with a pong carrying the same bytes.
