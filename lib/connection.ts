@@ -91,6 +91,8 @@ export interface ConnectionSettings {
    * all its connections at once, or connect() for its one.
    */
   owner?: ConnectionOwner;
+  /** The callbacks, from open() on: a server's handler for all its connections, a client's own. */
+  handler?: ConnectionHandler;
 }
 
 /** What the owner of connections (a server, or connect()) is told. */
@@ -186,6 +188,9 @@ const PAUSED_FOR_INBOX = 16;
 const CLOSE_TIMER = 32;
 /** The socket has our 'drain' listener. */
 const DRAIN_LISTENER = 64;
+/** All the flags above; the bits from PORT_SHIFT on hold the peer's port (16 bits: still a small integer). */
+const FLAG_BITS = 0xff;
+const PORT_SHIFT = 8;
 
 const OWNER = Symbol('resound.connection');
 type OwnedSocket = Socket & { [OWNER]: Connection };
@@ -243,17 +248,18 @@ const NO_HANDLER: ConnectionHandler = Object.freeze({});
  */
 export class Connection implements WSConnection {
 
-  private handler: ConnectionHandler = NO_HANDLER;
-  /** OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per boolean. */
+  /**
+   * OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per
+   * boolean; the peer's port sits above them (PORT_SHIFT).
+   */
   private flags = 0;
   /** The handshake deadline until the handshake is done, then the close timer. */
   private timer: NodeJS.Timeout | null = null;
   /** The promise every send of the current batch returns; settled by the batch's write callback. */
   private batch: Batch | null = null;
   private extra: Extras | null = null;
-  /** Learnt once connected and kept: after a reset the socket no longer knows its peer. */
+  /** Learnt once connected and kept (the port in `flags`): after a reset the socket no longer knows its peer. */
   private peerAddress: CompactAddress = '';
-  private peerPort = 0;
 
   constructor(
     readonly socket: Socket,
@@ -294,14 +300,14 @@ export class Connection implements WSConnection {
   }
 
   get remotePort(): number {
-    return this.peerPort;
+    return this.flags >>> PORT_SHIFT;
   }
 
   /** Ask the socket for its peer, once connected, so that onClose can still say who it was. */
   learnPeer(): void {
     const peer = peerOf(this.socket);
     this.peerAddress = compactAddress(peer.address);
-    this.peerPort = peer.port;
+    this.flags = (this.flags & FLAG_BITS) | ((peer.port & 0xffff) << PORT_SHIFT);
   }
 
   get state(): ConnectionState {
@@ -435,11 +441,10 @@ export class Connection implements WSConnection {
     }
   }
 
-  /** Start calling `handler`: the handshake is done and the connection is OPEN. */
-  open(handler: ConnectionHandler): void {
-    this.handler = handler;
+  /** Start calling the settings' handler: the handshake is done and the connection is OPEN. */
+  open(): void {
     this.flags |= OPENED;
-    this.call(handler.onOpen, undefined, undefined);
+    this.call(this.handler.onOpen, undefined, undefined);
   }
 
   /** Write whatever the protocol produced; start the close timer when the protocol expects the end. */
@@ -606,6 +611,11 @@ export class Connection implements WSConnection {
     if (this.has(OPENED)) this.call(this.handler.onClose, info.code, info.reason);
     this.extra?.resolveClosed?.(info);
     this.settings.owner?.socketClosed(this);
+  }
+
+  /** The callbacks: none until open(). */
+  private get handler(): ConnectionHandler {
+    return this.has(OPENED) ? (this.settings.handler ?? NO_HANDLER) : NO_HANDLER;
   }
 
   /** The rarely used state, created on first use. */

@@ -109,7 +109,8 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
         socket.off('error', fail);
         // Open: the handshake is over, and so is the owner's part.
         settings.owner = undefined;
-        conn.open(options.handler ?? {});
+        settings.handler = options.handler ?? {};
+        conn.open();
         resolve(conn);
       },
     };

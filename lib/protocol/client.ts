@@ -2,7 +2,6 @@ import { randomFillSync } from 'node:crypto';
 import { HandshakeError, InvalidStateError } from './errors.js';
 import { computeAcceptKey, type ClientHandshakeResponse, type HandshakeRequest } from './handshake.js';
 import {
-  DEFAULT_HEAD_LIMITS,
   foldHeaders,
   hasToken,
   HeadCollector,
@@ -88,10 +87,7 @@ export class ClientProtocol extends Protocol {
     }
     if (target.hash !== '') throw new TypeError('a WebSocket URL has no fragment');
     this.key = options.key ?? randomFillSync(Buffer.allocUnsafe(16)).toString('base64');
-    this.head = new HeadCollector({
-      maxHeadBytes: options.maxHeadBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes,
-      maxHeaders: options.maxHeaders ?? DEFAULT_HEAD_LIMITS.maxHeaders,
-    });
+    this.head = new HeadCollector(options);
     this.request = buildRequest(target, this.key, options);
   }
 

@@ -76,7 +76,8 @@ export class HeadCollector {
   /** Lines ended so far (start line included), to refuse too many headers before the head ends. */
   private lines = 0;
 
-  constructor(private readonly limits: HeadLimits = DEFAULT_HEAD_LIMITS) {}
+  /** Limits left out are the defaults: a protocol passes its own options, with no object per connection. */
+  constructor(private readonly limits: Partial<HeadLimits> = DEFAULT_HEAD_LIMITS) {}
 
   /**
    * Add bytes. Returns null while the head is incomplete; once complete, the
@@ -90,7 +91,7 @@ export class HeadCollector {
       if (byte === CR) matched = matched === 2 ? 3 : 1;
       else if (byte === LF && (matched === 1 || matched === 3)) {
         matched++;
-        if (matched === 2 && ++this.lines > this.limits.maxHeaders + 1) {
+        if (matched === 2 && ++this.lines > (this.limits.maxHeaders ?? DEFAULT_HEAD_LIMITS.maxHeaders) + 1) {
           throw new HeadParseError('too many header fields', 431);
         }
       } else matched = 0;
@@ -101,7 +102,7 @@ export class HeadCollector {
     }
     this.matched = matched;
     const taken = end === -1 ? chunk.length : end;
-    if (this.size + taken > this.limits.maxHeadBytes) {
+    if (this.size + taken > (this.limits.maxHeadBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes)) {
       throw new HeadParseError('message head too large', 431);
     }
     if (end === -1) {

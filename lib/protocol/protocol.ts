@@ -87,7 +87,8 @@ class Ending {
  */
 export abstract class Protocol {
   state: State = State.CONNECTING;
-  readonly maxPayload: number;
+  /** Kept whole: an owner passes every connection the same options, so they cost one field. */
+  protected readonly options: ProtocolOptions;
 
   /** Received bytes and the frame and message being read; borrowed only while there are any. */
   private input: FrameReader | null = null;
@@ -105,8 +106,13 @@ export abstract class Protocol {
   abstract readonly side: Side;
 
   constructor(options: ProtocolOptions = {}) {
-    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.options = options;
     if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
+  }
+
+  /** The largest message accepted, in bytes (§10.4). */
+  get maxPayload(): number {
+    return this.options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
   }
 
   /** The close frame we sent, once sent. */
@@ -518,8 +524,9 @@ export abstract class Protocol {
         throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, CloseCode.PROTOCOL_ERROR);
     }
     // §10.4: refuse an oversized message before buffering any of it.
-    if (payloadLength > this.maxPayload - r.messageLength) {
-      throw new ProtocolError(`message over the ${this.maxPayload}-byte limit`, CloseCode.MESSAGE_TOO_BIG);
+    const maxPayload = this.maxPayload;
+    if (payloadLength > maxPayload - r.messageLength) {
+      throw new ProtocolError(`message over the ${maxPayload}-byte limit`, CloseCode.MESSAGE_TOO_BIG);
     }
     r.messageLength += payloadLength;
   }

@@ -9,7 +9,7 @@ import {
   type HandshakeResponse,
   ReceivedRequest,
 } from './handshake.js';
-import { DEFAULT_HEAD_LIMITS, HeadCollector, HeadParseError, statusText } from './http1.js';
+import { HeadCollector, HeadParseError, statusText } from './http1.js';
 import { Protocol, State, type ProtocolOptions } from './protocol.js';
 
 export interface ServerProtocolOptions extends ProtocolOptions {
@@ -52,8 +52,7 @@ export class ServerProtocol extends Protocol {
 
   /** Collects the request head; dropped once it is complete. */
   private head: HeadCollector | null;
-  /** Kept whole: a server passes every connection the same options, so they cost one field. */
-  private readonly options: ServerProtocolOptions;
+  protected declare readonly options: ServerProtocolOptions;
 
   /** The handshake request, once its head is complete. */
   get request(): ReceivedRequest | null {
@@ -65,11 +64,7 @@ export class ServerProtocol extends Protocol {
 
   constructor(options: ServerProtocolOptions = {}) {
     super(options);
-    this.head = new HeadCollector({
-      maxHeadBytes: options.maxHeadBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes,
-      maxHeaders: options.maxHeaders ?? DEFAULT_HEAD_LIMITS.maxHeaders,
-    });
-    this.options = options;
+    this.head = new HeadCollector(options);
   }
 
   /**

@@ -67,6 +67,7 @@ export class Server {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
       topics: this.topics,
       owner: { handshakeReceived: this.handshakeReceived, socketClosed: this.socketClosed },
+      handler: this.handler,
     };
     this.listener = new TCPListener((socket) => this.accept(socket), options.readBufferSize ?? DEFAULTS.readBufferSize);
     primeAllocator(options.primeAllocator);
@@ -170,7 +171,7 @@ export class Server {
     if (protocol.state === State.OPEN) {
       this.handshaking.delete(conn);
       this.connections.add(conn);
-      conn.open(this.handler);
+      conn.open();
     }
   }
 
