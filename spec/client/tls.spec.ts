@@ -88,7 +88,10 @@ test('wss:// with a self-signed certificate', { timeout: 30_000 }, async (t) => 
     await t.test('trusted through `ca`: echo works', async () => {
       const conn = await withTimeout(connect(`wss://127.0.0.1:${peer.port}/secure`, { ca: peer.cert, maxPayload: 4 * MiB }), 5000, 'wss connect with ca');
       assert.equal(conn.request.headers['host'], `127.0.0.1:${peer.port}`);
+      // A TLS socket's peer, learnt once connected, and kept after the close.
+      assert.deepEqual([conn.remoteAddress, conn.remotePort], ['127.0.0.1', peer.port]);
       await echoAndClose(conn);
+      assert.deepEqual([conn.remoteAddress, conn.remotePort], ['127.0.0.1', peer.port]);
     });
 
     await t.test('without `ca`: rejected with a certificate error', async () => {
