@@ -101,7 +101,6 @@ export abstract class Protocol {
   /** Created when the closing handshake starts or the connection fails. */
   private ending: Ending | null = null;
 
-
   /** Which end this is: a property of the class, not a field of every connection. */
   abstract readonly side: Side;
 
