@@ -250,7 +250,7 @@ export abstract class Protocol {
    */
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
-    if (this.side === 'server') pushOutput((this.output ??= []), message.frame);
+    if (this.side === 'server') this.pushOutput(message.frame);
     else this.sendFrame(message.opcode, message.payload);
   }
 
@@ -344,7 +344,7 @@ export abstract class Protocol {
   }
 
   protected sendEof(): void {
-    pushOutput((this.output ??= []), EOF_MARKER);
+    this.pushOutput(EOF_MARKER);
     this.flags |= EOF_SENT;
   }
 
