@@ -56,10 +56,8 @@ const EOF_SENT = 1;
 const EOF_RECEIVED = 2;
 /** After failing or closing, input is dropped unread (§7.1.7). */
 const DISCARDING = 4;
-/** The header of the current frame was read; its payload is arriving. */
-const IN_PAYLOAD = 8;
 /** The current message is one masked binary frame kept masked until it is joined. */
-const UNMASK_WHEN_JOINED = 16;
+const UNMASK_WHEN_JOINED = 8;
 
 /** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
 const SHORT_TEXT = 256;
@@ -96,7 +94,7 @@ export abstract class Protocol {
   private events: ProtocolEvent[] | null = null;
   /** Chunks to send, created on first use and handed out whole by dataToSend(): an idle connection holds none. */
   private output: OutputList | null = null;
-  /** EOF_SENT | EOF_RECEIVED | DISCARDING | IN_PAYLOAD | UNMASK_WHEN_JOINED: one field for five booleans. */
+  /** EOF_SENT | EOF_RECEIVED | DISCARDING | UNMASK_WHEN_JOINED: one field for four booleans. */
   private flags = 0;
   /** Created when the closing handshake starts or the connection fails. */
   private ending: Ending | null = null;
@@ -353,7 +351,7 @@ export abstract class Protocol {
   }
 
   protected discardInput(): void {
-    this.flags = (this.flags | DISCARDING) & ~(IN_PAYLOAD | UNMASK_WHEN_JOINED);
+    this.flags = (this.flags | DISCARDING) & ~UNMASK_WHEN_JOINED;
     this.input?.discardAll();
     this.returnReaderIfIdle();
   }
@@ -411,7 +409,8 @@ export abstract class Protocol {
   private readFrames(): void {
     const r = this.queue;
     while (!this.has(DISCARDING)) {
-      if (!this.has(IN_PAYLOAD)) {
+      // A payload still to come is the current frame's; otherwise the next header is.
+      if (r.payloadRemaining === 0) {
         if (!r.readHeader()) return;
         this.checkFrameHeader();
         const head = r.head;
@@ -425,7 +424,6 @@ export abstract class Protocol {
           this.readWholeMessage(head, r.headOffset, r.payloadLength);
           continue;
         }
-        this.flags |= IN_PAYLOAD;
         r.payloadRemaining = r.payloadLength;
         r.maskOffset = 0;
         // A one-frame binary message needs no look at its bytes before it is whole (text is checked
@@ -452,7 +450,6 @@ export abstract class Protocol {
           (r.messagePieces ??= []).push(piece);
         }
       }
-      this.flags &= ~IN_PAYLOAD;
       if (control) this.completeControlFrame();
       else if (r.fin) this.completeMessage();
     }
