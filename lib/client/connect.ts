@@ -109,7 +109,7 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
         socket.off('error', fail);
         // Open: the handshake is over, and so is the owner's part.
         settings.owner = undefined;
-        settings.handler = options.handler ?? {};
+        settings.handler = options.handler;
         conn.open();
         resolve(conn);
       },
