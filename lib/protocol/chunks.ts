@@ -1,3 +1,6 @@
+/** Memory a leftover may keep beyond twice its size: Node's pool slab (8 KiB) holds small buffers. */
+const COMPACT_SLACK = 8 * 1024;
+
 /**
  * A queue of received byte chunks read from the front. Bytes are never copied
  * on the way in; a read copies only when it has to cross a chunk boundary.
@@ -86,6 +89,23 @@ export class ChunkQueue {
     if (this.rest !== null) all.push(...this.rest);
     this.clear();
     return all;
+  }
+
+  /**
+   * Copy what is left into a buffer of its own when it keeps much more memory
+   * alive than it uses (a few bytes of a frame left at the end of a large
+   * read hold the whole read): what a queue holds follows what it has unread.
+   * Between frames only a partial header (at most 14 bytes) is left, so the
+   * copy is small.
+   */
+  compact(): void {
+    const length = this.length;
+    if (length === 0) return;
+    let held = this.first!.buffer.byteLength;
+    for (const chunk of this.rest ?? []) held += chunk.buffer.byteLength;
+    if (held <= 2 * length + COMPACT_SLACK) return;
+    const all = this.takeAll();
+    this.push(all.length === 1 ? Buffer.from(all[0]!) : Buffer.concat(all, length));
   }
 
   clear(): void {

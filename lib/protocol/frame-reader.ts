@@ -1,6 +1,7 @@
 import { ChunkQueue } from './chunks.js';
 import { CloseCode } from './close.js';
 import { ProtocolError } from './errors.js';
+import { PayloadCollector } from './payload-collector.js';
 import type { Utf8Validator } from './utf8.js';
 
 /** Set in the header bits when the frame is masked (above the first byte's 8 bits). */
@@ -27,8 +28,11 @@ export class FrameReader extends ChunkQueue {
   controlPieces: Buffer[] | null = null;
   /** TEXT or BINARY while a message is being received, else 0. */
   messageOpcode = 0;
-  messagePieces: Buffer[] | null = null;
+  /** The message's payload so far (see PayloadCollector for what it holds). */
+  readonly message = new PayloadCollector();
   messageLength = 0;
+  /** Frames of the current message so far, for maxFragments. */
+  messageFrames = 0;
   /** Only messages spread over several pieces need one; created on first use. */
   utf8: Utf8Validator | null = null;
 
@@ -115,8 +119,9 @@ export class FrameReader extends ChunkQueue {
     this.maskOffset = 0;
     this.controlPieces = null;
     this.messageOpcode = 0;
-    this.messagePieces = null;
+    this.message.clear();
     this.messageLength = 0;
+    this.messageFrames = 0;
     this.utf8?.reset();
   }
 }

@@ -36,6 +36,11 @@ export interface CloseInfo {
 export interface ProtocolOptions {
   /** Largest message, in bytes, fragments added up; bigger ones fail with 1009. Default 1 MiB. */
   maxPayload?: number;
+  /**
+   * Most frames one message may come in; more fail with 1008. Default 0: no
+   * limit (what a message holds follows its payload however it is framed).
+   */
+  maxFragments?: number;
 }
 
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -105,6 +110,8 @@ export abstract class Protocol {
   constructor(options: ProtocolOptions = {}) {
     this.options = options;
     if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
+    const maxFragments = options.maxFragments ?? 0;
+    if (!(Number.isSafeInteger(maxFragments) && maxFragments >= 0)) throw new RangeError('maxFragments must be a whole number, 0 or more');
   }
 
   /** The largest message accepted, in bytes (§10.4). */
@@ -403,6 +410,8 @@ export abstract class Protocol {
       if (!(error instanceof ProtocolError)) throw error;
       this.fail(error.closeCode, error.message);
     }
+    // A partial header left at the end of a read must not keep the whole read alive.
+    this.input?.compact();
     this.returnReaderIfIdle();
   }
 
@@ -447,7 +456,7 @@ export abstract class Protocol {
           if (r.messageOpcode === Opcode.TEXT && !(r.utf8 ??= new Utf8Validator()).feed(piece)) {
             throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
           }
-          (r.messagePieces ??= []).push(piece);
+          r.message.add(piece, r.fin ? r.payloadRemaining + piece.length : Infinity);
         }
       }
       if (control) this.completeControlFrame();
@@ -472,6 +481,7 @@ export abstract class Protocol {
     r.skip(length);
     r.messageOpcode = 0;
     r.messageLength = 0;
+    r.messageFrames = 0;
     this.emit({ type: 'message', data });
   }
 
@@ -504,17 +514,23 @@ export abstract class Protocol {
         }
         r.controlPieces = null;
         return;
-      case Opcode.CONTINUATION:
+      case Opcode.CONTINUATION: {
         if (r.messageOpcode === 0) {
           throw new ProtocolError('continuation frame without a message to continue', CloseCode.PROTOCOL_ERROR);
         }
+        const maxFragments = this.options.maxFragments ?? 0;
+        if (++r.messageFrames > maxFragments && maxFragments > 0) {
+          throw new ProtocolError(`message in more than ${maxFragments} frames`, CloseCode.POLICY_VIOLATION);
+        }
         break;
+      }
       case Opcode.TEXT:
       case Opcode.BINARY:
         if (r.messageOpcode !== 0) {
           throw new ProtocolError('new message started inside a fragmented message', CloseCode.PROTOCOL_ERROR);
         }
         r.messageOpcode = opcode;
+        r.messageFrames = 1;
         break;
       default:
         throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, CloseCode.PROTOCOL_ERROR);
@@ -529,14 +545,13 @@ export abstract class Protocol {
 
   private completeMessage(): void {
     const r = this.input!;
-    const pieces = r.messagePieces;
-    const data =
-      pieces === null ? EMPTY : this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(pieces) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, r.messageLength);
+    const data = this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(r.message.parts()) : r.message.join();
     const text = r.messageOpcode === Opcode.TEXT;
-    r.messagePieces = null;
+    r.message.clear();
     this.flags &= ~UNMASK_WHEN_JOINED;
     r.messageOpcode = 0;
     r.messageLength = 0;
+    r.messageFrames = 0;
     if (text) {
       if (r.utf8 !== null && !r.utf8.end()) throw new ProtocolError('text message ends inside a UTF-8 sequence', CloseCode.INVALID_PAYLOAD);
       this.emit({ type: 'message', data: data.toString('utf8') });
@@ -546,8 +561,9 @@ export abstract class Protocol {
   }
 
   /** The pieces of a one-frame binary message, joined and unmasked in one pass. */
-  private joinUnmasking(pieces: Buffer[]): Buffer {
+  private joinUnmasking(pieces: readonly Buffer[]): Buffer {
     const r = this.input!;
+    if (pieces.length === 0) return EMPTY;
     if (pieces.length === 1) {
       maskWithKey(pieces[0]!, r.maskKey, 0);
       return pieces[0]!;

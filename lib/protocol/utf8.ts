@@ -7,6 +7,9 @@ import { isUtf8 } from 'node:buffer';
  * and that check rejects a bad prefix at once (e.g. F4 90), so an invalid
  * message is refused as soon as the offending byte arrives (fail fast).
  */
+/** Pieces up to this many bytes are checked byte by byte. */
+const SHORT_PIECE = 16;
+
 export class Utf8Validator {
   /** Continuation bytes still expected for the current code point. */
   private pending = 0;
@@ -22,6 +25,11 @@ export class Utf8Validator {
       if (!this.step(bytes[i++]!)) return false;
     }
     if (i === length) return true;
+    // A few bytes (tiny fragments) are checked here: a native call would cost more than the bytes.
+    if (length - i <= SHORT_PIECE) {
+      while (i < length) if (!this.step(bytes[i++]!)) return false;
+      return true;
+    }
 
     // Keep a trailing, incomplete code point out of the native check.
     let lead = length - 1;

@@ -73,7 +73,7 @@ describe('the receive state is held only while something is half done', () => {
     // A byte that cannot continue the sequence: 1007, and the reader is discarded.
     wire.feed(cont(Buffer.from([0x41])));
     assert.equal(readerOf(wire), null);
-    assert.ok(reader.idle && reader.messagePieces === null && reader.utf8?.end() !== false, 'returned clean');
+    assert.ok(reader.idle && reader.message.length === 0 && reader.utf8?.end() !== false, 'returned clean');
   });
 });
 
