@@ -4,6 +4,8 @@ import type { HandshakeRequest } from './protocol/handshake.js';
 import type { PreparedMessage } from './protocol/prepared.js';
 import type { TopicRegistry } from './apps/pubsub.js';
 import { addressText, compactAddress, peerOf, type CompactAddress } from './peer-address.js';
+import { LARGE_READ, spendReadTurn, type TurnTaker } from './fair-reads.js';
+import { isLent } from './lent-reads.js';
 import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
@@ -84,6 +86,8 @@ export interface ConnectionSettings {
   maxQueuedMessages: number;
   /** Bytes queued for the kernel above which reading from the socket pauses until they are written. */
   pauseReadingAt: number;
+  /** Bytes read from one connection in one event-loop turn before the others get theirs (fair-reads.ts). */
+  maxReadPerTurn: number;
   /** The server's topics; absent on a client. Shared by every connection of the server. */
   topics?: TopicRegistry;
   /**
@@ -114,6 +118,12 @@ export interface ConnectionOptions {
   /** Bytes queued for the peer above which reading from it pauses until they are written. Default 1 MiB. */
   pauseReadingAt?: number;
   /**
+   * Bytes read from one connection in one event-loop turn before it waits for
+   * the others' reads of that turn (a flooding peer cannot starve the rest).
+   * Default 1 MiB; Infinity turns it off.
+   */
+  maxReadPerTurn?: number;
+  /**
    * Once per process, nudge glibc's malloc into keeping and reusing freed
    * memory, so large messages do not fault fresh pages in all the time
    * (lib/allocator.ts). Default true; up to 32 MiB of freed memory may stay
@@ -131,6 +141,7 @@ const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze(
   // last reply (pausing at Node's 16 KiB high-water mark halved 1 MiB echo throughput), and far below
   // maxBufferedAmount, so a peer that does not read is slowed down before it is dropped.
   pauseReadingAt: 1024 * 1024,
+  maxReadPerTurn: 1024 * 1024,
 });
 
 /** ConnectionSettings from user options, each missing one taken from the defaults. */
@@ -141,6 +152,7 @@ export function connectionSettings(options: ConnectionOptions): ConnectionSettin
     maxBufferedAmount: options.maxBufferedAmount ?? d.maxBufferedAmount,
     maxQueuedMessages: options.maxQueuedMessages ?? d.maxQueuedMessages,
     pauseReadingAt: options.pauseReadingAt ?? d.pauseReadingAt,
+    maxReadPerTurn: options.maxReadPerTurn ?? d.maxReadPerTurn,
   };
 }
 
@@ -188,6 +200,8 @@ const PAUSED_FOR_INBOX = 16;
 const CLOSE_TIMER = 32;
 /** The socket has our 'drain' listener. */
 const DRAIN_LISTENER = 64;
+/** Reading is paused until the event-loop turn ends: this connection read its share of it. */
+const PAUSED_FOR_TURN = 128;
 /** All the flags above; the bits from PORT_SHIFT on hold the peer's port (16 bits: still a small integer). */
 const FLAG_BITS = 0xff;
 const PORT_SHIFT = 8;
@@ -246,7 +260,7 @@ const NO_HANDLER: ConnectionHandler = Object.freeze({});
  * protocol, runs the close timer, and calls the user's handler. It never
  * re-checks protocol rules.
  */
-export class Connection implements WSConnection {
+export class Connection implements WSConnection, TurnTaker {
 
   /**
    * OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per
@@ -530,8 +544,19 @@ export class Connection implements WSConnection {
 
   /** Called by the shared socket listeners. */
   receiveBytes(chunk: Buffer): void {
-    this.protocol.receiveData(chunk);
+    this.protocol.receiveData(chunk, isLent(chunk));
     this.dispatch();
+    if (chunk.length >= LARGE_READ && spendReadTurn(this, chunk.length, this.settings.maxReadPerTurn) && !this.has(PAUSED_FOR_TURN | CLOSED)) {
+      this.flags |= PAUSED_FOR_TURN;
+      this.socket.pause();
+    }
+  }
+
+  /** The event-loop turn is over: read again unless paused for another reason. */
+  turnEnded(): void {
+    if (!this.has(PAUSED_FOR_TURN)) return;
+    this.flags &= ~PAUSED_FOR_TURN;
+    if (!this.has(CLOSED)) this.resumeIfFree();
   }
 
   receiveEof(): void {
@@ -589,7 +614,7 @@ export class Connection implements WSConnection {
   }
 
   private resumeIfFree(): void {
-    if (!this.has(PAUSED_FOR_DRAIN | PAUSED_FOR_INBOX)) this.socket.resume();
+    if (!this.has(PAUSED_FOR_DRAIN | PAUSED_FOR_INBOX | PAUSED_FOR_TURN)) this.socket.resume();
   }
 
   drained(): void {

@@ -103,7 +103,13 @@ export class ChunkQueue {
     if (length === 0) return;
     let held = this.first!.buffer.byteLength;
     for (const chunk of this.rest ?? []) held += chunk.buffer.byteLength;
-    if (held <= 2 * length + COMPACT_SLACK) return;
+    if (held > 2 * length + COMPACT_SLACK) this.copyOut();
+  }
+
+  /** Copy what is left into a buffer of its own (the chunks were only lent). */
+  copyOut(): void {
+    const length = this.length;
+    if (length === 0) return;
     const all = this.takeAll();
     this.push(all.length === 1 ? Buffer.from(all[0]!) : Buffer.concat(all, length));
   }

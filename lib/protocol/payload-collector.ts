@@ -38,12 +38,14 @@ export class PayloadCollector {
    * Add the next piece of the payload. `expected` is how many bytes, this
    * piece included, are known to belong to the message (the rest of a final
    * frame), or Infinity when more frames may follow: a segment is never
-   * opened larger than the message can fill.
+   * opened larger than the message can fill. `lent`: the piece's memory is
+   * only lent for the call (a shared read buffer), so it is copied whatever
+   * its size.
    */
-  add(piece: Buffer, expected: number): void {
+  add(piece: Buffer, expected: number, lent: boolean): void {
     const size = piece.length;
     if (size === 0) return;
-    if (size >= MIN_VIEW && size * 2 >= piece.buffer.byteLength) {
+    if (!lent && size >= MIN_VIEW && size * 2 >= piece.buffer.byteLength) {
       this.closeSegment();
       this.pieces.push(piece);
       this.length += size;
@@ -59,7 +61,10 @@ export class PayloadCollector {
     if (done < size) {
       const rest = size - done;
       this.closeSegment();
-      const capacity = Math.max(rest, Math.min(expected - done, Math.max(MIN_SEGMENT, this.copied + done)));
+      // The rest of a final frame is known: room for twice what arrived (up to all of it) makes a
+      // large frame one segment, joined without a copy. Otherwise segments double what was copied.
+      const room = expected === Infinity ? this.copied + size : 2 * (this.copied + size);
+      const capacity = Math.max(rest, Math.min(expected - done, Math.max(MIN_SEGMENT, room)));
       const opened = Buffer.allocUnsafeSlow(capacity);
       piece.copy(opened, 0, done, size);
       this.segment = opened;

@@ -63,6 +63,8 @@ const EOF_RECEIVED = 2;
 const DISCARDING = 4;
 /** The current message is one masked binary frame kept masked until it is joined. */
 const UNMASK_WHEN_JOINED = 8;
+/** The bytes being parsed are only lent for this receiveData call: whatever is kept is copied. */
+const LENT = 16;
 
 /** Text up to this many UTF-16 units is checked for ASCII in the unmasking loop, not natively. */
 const SHORT_TEXT = 256;
@@ -144,17 +146,23 @@ export abstract class Protocol {
 
   /**
    * Feed bytes read from the connection, split anywhere. The protocol takes
-   * ownership: it may unmask them in place and hand out views of them.
+   * ownership: it may unmask them in place and hand out views of them. With
+   * `lent`, the bytes are only lent for this call (a read buffer reused for
+   * the next read): the protocol may still change them in place, but copies
+   * whatever it keeps or hands out past the call, and then holds memory in
+   * proportion to what it keeps, not to the reads it came in.
    */
-  receiveData(data: Uint8Array): void {
+  receiveData(data: Uint8Array, lent = false): void {
     if (this.has(DISCARDING | EOF_RECEIVED)) return;
     const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.state === State.CONNECTING) {
-      this.receiveHandshakeData(chunk);
+      // Rare and small (bounded by the head limits): simply copied when lent.
+      this.receiveHandshakeData(lent ? Buffer.from(chunk) : chunk);
       this.returnReaderIfIdle();
       return;
     }
     this.queue.push(chunk);
+    if (lent) this.flags |= LENT;
     this.parseFrames();
   }
 
@@ -409,9 +417,15 @@ export abstract class Protocol {
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.fail(error.closeCode, error.message);
+    } finally {
+      // A partial header left at the end of a read must not keep the whole read alive (nor a lent one at all).
+      if (this.has(LENT)) {
+        this.flags &= ~LENT;
+        this.input?.copyOut();
+      } else {
+        this.input?.compact();
+      }
     }
-    // A partial header left at the end of a read must not keep the whole read alive.
-    this.input?.compact();
     this.returnReaderIfIdle();
   }
 
@@ -450,13 +464,13 @@ export abstract class Protocol {
         }
         r.payloadRemaining -= piece.length;
         if (control) {
-          (r.controlPieces ??= []).push(piece);
+          (r.controlPieces ??= []).push(this.has(LENT) ? Buffer.from(piece) : piece);
         } else {
           // §8.1: fail as soon as the text can no longer be UTF-8, mid-frame included.
           if (r.messageOpcode === Opcode.TEXT && !(r.utf8 ??= new Utf8Validator()).feed(piece)) {
             throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
           }
-          r.message.add(piece, r.fin ? r.payloadRemaining + piece.length : Infinity);
+          r.message.add(piece, r.fin ? r.payloadRemaining + piece.length : Infinity, this.has(LENT));
         }
       }
       if (control) this.completeControlFrame();
@@ -473,6 +487,12 @@ export abstract class Protocol {
       const ascii = unmaskAscii(chunk, start, end, r.masked ? r.maskKey : null);
       if (ascii) data = chunk.toString('latin1', start, end);
       else data = this.decodeText(chunk.subarray(start, end));
+    } else if (r.opcode === Opcode.BINARY && this.has(LENT)) {
+      // The application may keep a binary message: copied out of the lent read, unmasked on the way.
+      const copy = Buffer.allocUnsafe(length);
+      if (r.masked) maskInto(chunk.subarray(start, end), copy, 0, r.maskKey, 0);
+      else chunk.copy(copy, 0, start, end);
+      data = copy;
     } else {
       const view = chunk.subarray(start, end);
       if (r.masked) maskWithKey(view, r.maskKey, 0);

@@ -1,5 +1,6 @@
 import { Socket, type Server as NetServer } from 'node:net';
 import { getSystemErrorName } from 'node:util';
+import { lendReads } from '../lent-reads.js';
 
 /**
  * Reading accepted sockets through one shared buffer.
@@ -15,11 +16,12 @@ import { getSystemErrorName } from 'node:util';
  * `onread`. That needs two fields Node does not document (`_handle` and its
  * `onconnection`); where they are missing, Node accepts as usual.
  *
- * Every read is copied out of the shared buffer into one of its own before
- * 'data' is emitted with it, so what the protocol keeps (a partial frame, a
- * message's pieces, a binary message handed to the application) never
- * changes under it. Measured on the 1 MiB echo: 512 KiB reads plus that copy
- * beat Node's 64 KiB reads by a third (docs/architecture.md).
+ * Every read is emitted as a view of the shared buffer, lent until the next
+ * read (lib/lent-reads.ts): the protocol copies what it keeps (a partial
+ * frame, a message's pieces, a binary message handed to the application) and
+ * nothing else, so no read leaves a buffer of its own behind as garbage.
+ * Measured on the 1 MiB echo: 512 KiB reads beat Node's 64 KiB reads by a
+ * third (docs/architecture.md).
  */
 
 /** Default size of the shared read buffer: one read takes up to this many bytes. */
@@ -39,7 +41,7 @@ const buffers = new Map<number, Buffer>();
 
 /**
  * The read buffer of `size` bytes, one per size for the whole process: each
- * read is copied out before the next one can start. Null for 0 (Node reads).
+ * read is parsed (what is kept, copied) before the next one can start. Null for 0 (Node reads).
  */
 export function sharedReadBuffer(size: number): Buffer | null {
   if (!(Number.isSafeInteger(size) && size >= 0)) throw new RangeError('readBufferSize must be a whole number of bytes, 0 or more');
@@ -48,15 +50,14 @@ export function sharedReadBuffer(size: number): Buffer | null {
   if (buffer === undefined) {
     buffer = Buffer.allocUnsafeSlow(size);
     buffers.set(size, buffer);
+    lendReads(buffer);
   }
   return buffer;
 }
 
 /** Node calls it as a method of the socket that read (`socket[kBufferCb](nread, buffer)`). */
 function deliverRead(this: Socket, bytesRead: number, buffer: Buffer): void {
-  const chunk = Buffer.allocUnsafe(bytesRead);
-  buffer.copy(chunk, 0, 0, bytesRead);
-  this.emit('data', chunk);
+  this.emit('data', buffer.subarray(0, bytesRead));
 }
 
 /**
