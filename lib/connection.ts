@@ -6,6 +6,7 @@ import type { TopicRegistry } from './apps/pubsub.js';
 import { addressText, compactAddress, peerOf, type CompactAddress } from './peer-address.js';
 import { LARGE_READ, spendReadTurn, type TurnTaker } from './fair-reads.js';
 import { isLent } from './lent-reads.js';
+import { unwatchSend, watchSend, type SendWatched } from './send-timeout.js';
 import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
@@ -31,7 +32,8 @@ export interface WSConnection extends AsyncIterable<Message> {
   /**
    * Send a message. The promise settles when its bytes were handed to the
    * kernel (or the socket failed first), so a caller can respect backpressure.
-   * Throws InvalidStateError once the connection is closing.
+   * Rejects with InvalidStateError once the connection is closing (never
+   * throws); an unawaited rejection is harmless.
    */
   sendText(text: string): Promise<void>;
   sendBinary(data: Uint8Array): Promise<void>;
@@ -66,14 +68,18 @@ export interface WSConnection extends AsyncIterable<Message> {
   receive(): Promise<Message>;
 }
 
-/** Callbacks a connection reports to; all optional. */
+/**
+ * Callbacks a connection reports to; all optional. onOpen, onMessage and
+ * onClose may return a promise (or any thenable), whose rejection is handled
+ * like a throw; any other value they return is ignored.
+ */
 export interface ConnectionHandler {
-  onOpen?(conn: WSConnection): void | Promise<void>;
+  onOpen?(conn: WSConnection): unknown;
   /** Without it, messages queue for `receive()` and `for await`. */
-  onMessage?(conn: WSConnection, message: Message): void | Promise<void>;
+  onMessage?(conn: WSConnection, message: Message): unknown;
   onPing?(conn: WSConnection, data: Buffer): void;
   onPong?(conn: WSConnection, data: Buffer): void;
-  onClose?(conn: WSConnection, code: number, reason: string): void | Promise<void>;
+  onClose?(conn: WSConnection, code: number, reason: string): unknown;
   onError?(conn: WSConnection, error: Error): void;
 }
 
@@ -88,6 +94,8 @@ export interface ConnectionSettings {
   pauseReadingAt: number;
   /** Bytes read from one connection in one event-loop turn before the others get theirs (fair-reads.ts). */
   maxReadPerTurn: number;
+  /** Milliseconds queued output may make no progress before the connection is dropped; 0: never. */
+  sendTimeout: number;
   /** The server's topics; absent on a client. Shared by every connection of the server. */
   topics?: TopicRegistry;
   /**
@@ -124,6 +132,12 @@ export interface ConnectionOptions {
    */
   maxReadPerTurn?: number;
   /**
+   * Milliseconds that queued output may make no progress (the peer stopped
+   * reading) before the connection is dropped and reported to onError with
+   * a SendTimeoutError. Default 30 000; 0 turns it off.
+   */
+  sendTimeout?: number;
+  /**
    * Once per process, nudge glibc's malloc into keeping and reusing freed
    * memory, so large messages do not fault fresh pages in all the time
    * (lib/allocator.ts). Default true; up to 32 MiB of freed memory may stay
@@ -142,6 +156,7 @@ const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze(
   // maxBufferedAmount, so a peer that does not read is slowed down before it is dropped.
   pauseReadingAt: 1024 * 1024,
   maxReadPerTurn: 1024 * 1024,
+  sendTimeout: 30_000,
 });
 
 /** ConnectionSettings from user options, each missing one taken from the defaults. */
@@ -153,6 +168,7 @@ export function connectionSettings(options: ConnectionOptions): ConnectionSettin
     maxQueuedMessages: options.maxQueuedMessages ?? d.maxQueuedMessages,
     pauseReadingAt: options.pauseReadingAt ?? d.pauseReadingAt,
     maxReadPerTurn: options.maxReadPerTurn ?? d.maxReadPerTurn,
+    sendTimeout: options.sendTimeout ?? d.sendTimeout,
   };
 }
 
@@ -165,6 +181,22 @@ export class HandlerError extends WebSocketError {
   ) {
     super(message);
   }
+}
+
+/** Reported (through onError) when queued output made no progress for `sendTimeout`; the connection is dropped. */
+export class SendTimeoutError extends WebSocketError {
+  override name = 'SendTimeoutError';
+  constructor(
+    readonly queuedBytes: number,
+    readonly waitedMs: number,
+  ) {
+    super(`no progress writing ${queuedBytes} queued bytes for ${Math.round(waitedMs)} ms: the peer stopped reading`);
+  }
+}
+
+/** A send's promise, when the socket closed before its bytes were written. */
+export class SocketClosedError extends WebSocketError {
+  override name = 'SocketClosedError';
 }
 
 /** receive() after the connection closed; carries its close code and reason. */
@@ -260,7 +292,7 @@ const NO_HANDLER: ConnectionHandler = Object.freeze({});
  * protocol, runs the close timer, and calls the user's handler. It never
  * re-checks protocol rules.
  */
-export class Connection implements WSConnection, TurnTaker {
+export class Connection implements WSConnection, TurnTaker, SendWatched {
 
   /**
    * OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per
@@ -362,22 +394,38 @@ export class Connection implements WSConnection, TurnTaker {
   }
 
   sendText(text: string): Promise<void> {
-    this.protocol.sendText(text);
+    try {
+      this.protocol.sendText(text);
+    } catch (error) {
+      return refused(error);
+    }
     return this.written();
   }
 
   sendBinary(data: Uint8Array): Promise<void> {
-    this.protocol.sendBinary(data);
+    try {
+      this.protocol.sendBinary(data);
+    } catch (error) {
+      return refused(error);
+    }
     return this.written();
   }
 
   send(data: string | Uint8Array): Promise<void> {
-    this.protocol.send(data);
+    try {
+      this.protocol.send(data);
+    } catch (error) {
+      return refused(error);
+    }
     return this.written();
   }
 
   ping(data?: Uint8Array | string): Promise<void> {
-    this.protocol.sendPing(data);
+    try {
+      this.protocol.sendPing(data);
+    } catch (error) {
+      return refused(error);
+    }
     return this.written();
   }
 
@@ -485,6 +533,8 @@ export class Connection implements WSConnection, TurnTaker {
         socket.destroy();
         return;
       }
+      // Bytes left queued: watched until written, and dropped if they stop moving.
+      if (socket.writableLength > 0) watchSend(this, this.settings.sendTimeout);
       // Stop reading while the peer is not reading what we send (echo floods). Above Node's
       // high-water mark writableNeedDrain is set, so 'drain' comes once everything is written.
       if (socket.writableLength > this.settings.pauseReadingAt && socket.writableNeedDrain && !this.has(PAUSED_FOR_DRAIN)) {
@@ -497,7 +547,7 @@ export class Connection implements WSConnection, TurnTaker {
         socket.pause();
       }
     } else if (batch !== null) {
-      settle(batch, socket.destroyed ? new WebSocketError('the socket is closed') : undefined, socket);
+      settle(batch, socket.destroyed ? new SocketClosedError('the socket is closed') : undefined, socket);
     }
     if (!this.has(CLOSE_TIMER | CLOSED) && !socket.destroyed && this.protocol.closeExpected()) {
       this.flags |= CLOSE_TIMER;
@@ -622,13 +672,20 @@ export class Connection implements WSConnection, TurnTaker {
     this.resumeIfFree();
   }
 
+  /** Queued output made no progress for sendTimeout (send-timeout.ts): report, then drop the socket. */
+  sendStalled(waitedMs: number): void {
+    this.reportError(new SendTimeoutError(this.socket.writableLength, waitedMs));
+    this.socket.destroy();
+  }
+
   socketClosed(): void {
     if (this.has(CLOSED)) return;
     this.flags |= CLOSED;
     this.clearDeadline();
+    unwatchSend(this);
     this.protocol.receiveEof();
     this.protocol.dataToSend();
-    if (this.batch !== null) settle(this.batch, new WebSocketError('the socket closed before the data was written'), this.socket);
+    if (this.batch !== null) settle(this.batch, new SocketClosedError('the socket closed before the data was written'), this.socket);
     this.batch = null;
     this.settings.topics?.leaveAll(this);
     const info = this.closeInfo();
@@ -657,12 +714,16 @@ export class Connection implements WSConnection, TurnTaker {
     return { code: this.protocol.closeCode, reason: this.protocol.closeReason };
   }
 
-  /** Call a handler method; a throw or a rejected promise goes to handlerFailed. */
-  private call<A, B>(fn: ((conn: WSConnection, a: A, b: B) => void | Promise<void>) | undefined, a: A, b: B): void {
+  /**
+   * Call a handler method; a throw or a rejected promise goes to
+   * handlerFailed. Whatever else it returns is ignored: only a thenable is
+   * waited on.
+   */
+  private call<A, B>(fn: ((conn: WSConnection, a: A, b: B) => unknown) | undefined, a: A, b: B): void {
     if (fn === undefined) return;
     try {
-      const result = fn.call(this.handler, this, a, b);
-      if (result !== undefined && typeof result.then === 'function') {
+      const result: unknown = fn.call(this.handler, this, a, b);
+      if (isThenable(result)) {
         result.then(undefined, (this.extras.reportRejection ??= (error: unknown): void => this.handlerFailed(error)));
       }
     } catch (error) {
@@ -672,6 +733,9 @@ export class Connection implements WSConnection, TurnTaker {
 
   /** A handler threw: report it and close this connection with 1011; nothing else is affected. */
   private handlerFailed(error: unknown): void {
+    // A send refused because the connection is closing or closed (a reply to a message that arrived
+    // after our close frame, a socket that dropped): the close itself says so, through onClose.
+    if ((error instanceof InvalidStateError || error instanceof SocketClosedError) && this.protocol.state !== State.OPEN) return;
     const wrapped = new HandlerError(`handler failed: ${error instanceof Error ? error.message : String(error)}`, error);
     // Without onError a handler bug must still be seen.
     if (this.handler.onError) this.reportError(wrapped);
@@ -702,8 +766,19 @@ export type HandshakeEvent = Extract<ReturnType<Protocol['eventsReceived']>[numb
  */
 function settle(batch: { resolve: () => void; reject: (error: Error) => void }, error: Error | null | undefined, socket: Socket): void {
   if (error) batch.reject(error);
-  else if (socket.destroyed) batch.reject(new WebSocketError('the socket closed before the data was written'));
+  else if (socket.destroyed) batch.reject(new SocketClosedError('the socket closed before the data was written'));
   else batch.resolve();
+}
+
+/** A send that cannot be made: a rejected promise, never a throw, and harmless when nobody awaits it. */
+function refused(error: unknown): Promise<void> {
+  const promise = Promise.reject(error);
+  promise.catch(ignore);
+  return promise;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Small frames are copied into one buffer: one write() is cheaper than a writev() of many. */

@@ -5,6 +5,8 @@ export { connect, TimeoutError, type ConnectOptions } from './client/connect.js'
 export {
   HandlerError,
   ConnectionClosedError,
+  SendTimeoutError,
+  SocketClosedError,
   type WSConnection,
   type ConnectionHandler,
   type ConnectionState,

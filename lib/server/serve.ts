@@ -10,8 +10,8 @@ import { DEFAULT_READ_BUFFER_SIZE } from './shared-reads.js';
 import { PreparedMessage } from '../protocol/prepared.js';
 import { sendToEach, TopicRegistry } from '../apps/pubsub.js';
 
-/** The mojo-websockets shape: one function per message. */
-export type MessageHandler = (conn: WSConnection, message: Message) => void | Promise<void>;
+/** The mojo-websockets shape: one function per message; a returned promise's rejection counts as a throw. */
+export type MessageHandler = (conn: WSConnection, message: Message) => unknown;
 /** Either a message function or an object of callbacks (the Ballerina shape). */
 export type Handler = MessageHandler | ConnectionHandler;
 

@@ -275,7 +275,7 @@ test('a server that destroys its socket in the middle of a frame: no partial mes
     assert.deepEqual(await loop, ['whole']);
     assert.deepEqual(await conn.closed, { code: 1006, reason: '' });
     assert.deepEqual(closes, [[1006, '']]);
-    assert.throws(() => conn.sendText('too late'), { name: 'InvalidStateError' });
+    await assert.rejects(conn.sendText('too late'), { name: 'InvalidStateError' });
   } finally {
     await server.close();
   }

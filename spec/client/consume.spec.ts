@@ -181,7 +181,7 @@ test('a slow receive() reader loses nothing when reading pauses (maxQueuedMessag
   }
 });
 
-test('send promises resolve; after close() every send throws InvalidStateError', { timeout: 10_000 }, async () => {
+test('send promises resolve; after close() every send rejects with InvalidStateError (no throw)', { timeout: 10_000 }, async () => {
   const peer = await startResound((conn, message) => void conn.send(message));
   try {
     const conn = await withTimeout(connect(peer.url), 5000, 'connect');
@@ -191,24 +191,24 @@ test('send promises resolve; after close() every send throws InvalidStateError',
 
     conn.close(1000);
     assert.equal(conn.state, 'CLOSING');
-    assert.throws(() => conn.sendText('late'), InvalidStateError);
-    assert.throws(() => conn.sendBinary(new Uint8Array([1])), InvalidStateError);
-    assert.throws(() => conn.send('late'), InvalidStateError);
-    assert.throws(() => conn.ping(), InvalidStateError);
+    await assert.rejects(conn.sendText('late'), InvalidStateError);
+    await assert.rejects(conn.sendBinary(new Uint8Array([1])), InvalidStateError);
+    await assert.rejects(conn.send('late'), InvalidStateError);
+    await assert.rejects(conn.ping(), InvalidStateError);
     // close() again is a no-op, not an error.
     conn.close(4000, 'again');
 
     const info = await withTimeout(conn.closed, 5000, 'closed');
     assert.equal(info.code, 1000);
     assert.equal(conn.state, 'CLOSED');
-    assert.throws(() => conn.sendText('later'), InvalidStateError);
-    assert.throws(() => conn.send(Buffer.from('later')), InvalidStateError);
+    await assert.rejects(conn.sendText('later'), InvalidStateError);
+    await assert.rejects(conn.send(Buffer.from('later')), InvalidStateError);
   } finally {
     await peer.close();
   }
 });
 
-test('close() arguments are validated: bad code or over-long reason throw RangeError, the connection stays open', { timeout: 10_000 }, async () => {
+test('close() arguments are validated: bad code or over-long reason throw RangeError (a bad ping rejects with it), the connection stays open', { timeout: 10_000 }, async () => {
   const peer = await startResound((conn, message) => void conn.send(message));
   try {
     const conn = await withTimeout(connect(peer.url), 5000, 'connect');
@@ -216,7 +216,7 @@ test('close() arguments are validated: bad code or over-long reason throw RangeE
     assert.throws(() => conn.close(999), RangeError);
     assert.throws(() => conn.close(5000), RangeError);
     assert.throws(() => conn.close(1000, 'x'.repeat(124)), RangeError);
-    assert.throws(() => conn.ping(Buffer.alloc(126)), RangeError);
+    await assert.rejects(conn.ping(Buffer.alloc(126)), RangeError);
     assert.equal(conn.state, 'OPEN');
     await conn.sendText('still open');
     assert.equal(await withTimeout(conn.receive(), 5000, 'echo'), 'still open');

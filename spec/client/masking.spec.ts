@@ -124,7 +124,7 @@ for (const [name, bytes, code] of BROKEN_SERVER_FRAMES) {
       assert.ok(close.payload.length >= 2, 'the close frame carries a status code');
       assert.equal(close.payload.readUInt16BE(0), code, `close code on the wire`);
       assert.equal(conn.closeCode, code);
-      assert.throws(() => conn.sendText('x'), { name: 'InvalidStateError' });
+      await assert.rejects(conn.sendText('x'), { name: 'InvalidStateError' });
       raw.socket.end();
       const info = await withTimeout(conn.closed, 5000, 'closed');
       assert.equal(info.code, code);

@@ -152,15 +152,21 @@ test('subprotocol is null when none is agreed, and the client sees none', { time
   }
 });
 
-test('server-initiated close(4000, "bye") reaches the client; sending afterwards throws', { timeout: 15_000 }, async () => {
+test('server-initiated close(4000, "bye") reaches the client; sending afterwards rejects', { timeout: 15_000 }, async () => {
   const log: unknown[] = [];
+  let lateSend: Promise<string> | null = null;
   const server = await serve(
     {
       onMessage(conn, message) {
         if (message !== 'please close') return conn.send(message);
         conn.close(4000, 'bye');
         log.push(['after close()', conn.state]);
-        assert.throws(() => conn.send('too late'), InvalidStateError);
+        const late = conn.send('too late');
+        assert.ok(late instanceof Promise, 'a refused send is a promise, not a throw');
+        lateSend = late.then(
+          () => 'resolved',
+          (error: unknown) => (error instanceof InvalidStateError ? 'InvalidStateError' : String(error)),
+        );
         conn.close(1000, 'second close is a no-op');
         log.push(['after second close()', conn.state]);
       },
@@ -187,6 +193,7 @@ test('server-initiated close(4000, "bye") reaches the client; sending afterwards
       // The client echoes the code (not the reason) in its close frame.
       ['close', 4000, '', 'CLOSED'],
     ]);
+    assert.equal(await lateSend, 'InvalidStateError');
   } finally {
     await server.close();
   }
