@@ -8,9 +8,11 @@ const HELP = `resound — WebSocket tools
 
 Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
+               [--max-fragments 0] [--send-timeout 30]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
   resound room [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
+               [--max-fragments 0] [--send-timeout 30]
       One room: every connection subscribes to it, and every message a
       client sends is published to every connection, the sender included.
       The target for the fan-out benchmark.
@@ -29,6 +31,10 @@ Options:
                   echo, room: most bytes one read takes, through one buffer
                   shared by every connection (default 512 KiB; 0: Node's
                   own 64 KiB reads)
+  --max-fragments echo, room: most frames one message may come in; more:
+                  close 1008 (default 0: no limit)
+  --send-timeout  echo, room: seconds that queued output may make no progress
+                  before the connection is dropped (default 30; 0: never)
   --quiet         echo, room: do not print the listening URL
   --binary        client: send lines as binary messages
   --text          client: send lines as text messages (the default)
@@ -40,6 +46,8 @@ type Values = {
   port: string;
   'max-payload': string;
   'read-buffer-size'?: string;
+  'max-fragments'?: string;
+  'send-timeout'?: string;
   quiet: boolean;
   binary: boolean;
   text: boolean;
@@ -55,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
       port: { type: 'string', default: '9001' },
       'max-payload': { type: 'string', default: String(64 * 1024 * 1024) },
       'read-buffer-size': { type: 'string' },
+      'max-fragments': { type: 'string' },
+      'send-timeout': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       binary: { type: 'boolean', default: false },
       text: { type: 'boolean', default: false },
@@ -105,9 +115,19 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
   if (readBufferSize !== undefined && !(Number.isSafeInteger(readBufferSize) && readBufferSize >= 0)) {
     throw new RangeError(`bad --read-buffer-size ${values['read-buffer-size']}`);
   }
+  const maxFragments = values['max-fragments'] === undefined ? undefined : Number(values['max-fragments']);
+  if (maxFragments !== undefined && !(Number.isSafeInteger(maxFragments) && maxFragments >= 0)) {
+    throw new RangeError(`bad --max-fragments ${values['max-fragments']}`);
+  }
+  const sendTimeout = values['send-timeout'] === undefined ? undefined : Number(values['send-timeout']) * 1000;
+  if (sendTimeout !== undefined && !(Number.isFinite(sendTimeout) && sendTimeout >= 0)) {
+    throw new RangeError(`bad --send-timeout ${values['send-timeout']}`);
+  }
   const server = new Server(handler, {
     maxPayload,
     readBufferSize,
+    maxFragments,
+    sendTimeout,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });

@@ -4,7 +4,9 @@ import { acceptWithSharedReads, sharedReadBuffer } from './shared-reads.js';
 /**
  * A TCP listener: a `net.Server` that hands each accepted socket to `onSocket`,
  * reading through a shared buffer of `readBufferSize` bytes (0: Node's own
- * 64 KiB reads; see shared-reads.ts).
+ * 64 KiB reads; see shared-reads.ts). A failed accept (out of descriptors:
+ * EMFILE, ENFILE) goes to `onAcceptError` and the listener keeps listening:
+ * an 'error' event nobody listens to would end the process.
  */
 export class TCPListener {
   private readonly server: NetServer;
@@ -13,10 +15,14 @@ export class TCPListener {
   constructor(
     private readonly onSocket: (socket: Socket) => void,
     readBufferSize: number,
+    onAcceptError: (error: Error) => void = acceptErrorReporter(),
   ) {
     this.readBuffer = sharedReadBuffer(readBufferSize);
     // Half-open: the protocol, not Node, decides when our side of TCP closes.
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+    this.server.on('error', (error) => {
+      if (this.server.listening) onAcceptError(error);
+    });
   }
 
   listen(host: string, port: number, backlog = 511): Promise<void> {
@@ -41,4 +47,21 @@ export class TCPListener {
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** The default: a line on standard error, at most one a second per listener (descriptor exhaustion fails every accept). */
+function acceptErrorReporter(): (error: Error) => void {
+  let lastReport = -Infinity;
+  let unreported = 0;
+  return (error) => {
+    const now = performance.now();
+    if (now - lastReport < 1000) {
+      unreported++;
+      return;
+    }
+    const more = unreported > 0 ? ` (and ${unreported} more since the last report)` : '';
+    lastReport = now;
+    unreported = 0;
+    console.error(`resound: accepting a connection failed: ${error.message}${more}`);
+  };
 }

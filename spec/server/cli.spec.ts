@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { assertSameBytes, delay, MiB, patternBytes, reapCli as reap, runCli as run, startEchoCli as startEcho, withTimeout, WSClient } from './helpers.js';
+import { assertSameBytes, clientFrame, closeOf, delay, MiB, patternBytes, RawPeer, reapCli as reap, runCli as run, startEchoCli as startEcho, withTimeout, WSClient } from './helpers.js';
 
 test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
   const { child, url } = await startEcho(t);
@@ -104,6 +104,26 @@ test('resound echo --read-buffer-size: 0 (Node reads) and a small shared buffer 
   const exit = await withTimeout(bad.exited, 8000, 'resound echo --read-buffer-size -5');
   assert.notEqual(exit.code, 0);
   assert.match(bad.stderr(), /read-buffer-size/);
+});
+
+test('resound echo --max-fragments 2 refuses a message in 3 frames with 1008; bad --max-fragments and --send-timeout fail', { timeout: 20_000 }, async (t) => {
+  const { child, url } = await startEcho(t, ['--max-fragments', '2', '--send-timeout', '5']);
+  const port = Number(new URL(url).port);
+  const peer = await RawPeer.open(port);
+  peer.write(Buffer.concat([clientFrame(0x1, 'a', { fin: false }), clientFrame(0x0, 'b')]));
+  assert.equal((await peer.nextFrame()).payload.toString(), 'ab', 'two frames are fine');
+  peer.write(Buffer.concat([clientFrame(0x1, 'a', { fin: false }), clientFrame(0x0, 'b', { fin: false }), clientFrame(0x0, 'c')]));
+  assert.equal(closeOf(await peer.nextFrame()).code, 1008);
+  peer.destroy();
+  child.proc.kill('SIGTERM');
+  assert.deepEqual(await withTimeout(child.exited, 8000, 'resound echo to exit'), { code: 0, signal: null });
+  for (const [flag, value] of [['--max-fragments', '1.5'], ['--send-timeout', 'soon']] as const) {
+    const bad = run(['echo', '--port', '0', flag, value]);
+    reap(t, bad);
+    const exit = await withTimeout(bad.exited, 8000, `resound echo ${flag} ${value}`);
+    assert.notEqual(exit.code, 0);
+    assert.match(bad.stderr(), new RegExp(flag));
+  }
 });
 
 /** Resident set size and its peak, in bytes, from /proc/PID/status. */
