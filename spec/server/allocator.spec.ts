@@ -1,7 +1,9 @@
 /**
  * primeAllocator (lib/allocator.ts): serve() makes glibc keep and reuse freed
  * memory, so a stream of large messages stops faulting fresh pages in.
- * Counted in page faults, not timed; each case in a fresh process.
+ * Counted in page faults, not timed; each case in a fresh process; the primed
+ * and unprimed figures measured in turns in the same run and compared with
+ * each other, not with a fixed number (that belongs in bench/).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -10,9 +12,28 @@ import { test } from 'node:test';
 
 const CHILD = fileURLToPath(new URL('./allocator-child.js', import.meta.url));
 
+/** Runs per mode in one attempt, taken in turns. */
+const PAIRS = 5;
+/** Attempts before the test fails; see below why there is more than one. */
+const ATTEMPTS = 3;
+/**
+ * The unprimed median must exceed the primed one this many times. Measured
+ * under `npm test` on a busy 2-core machine: primed 0.0–0.5 faults per message,
+ * now and then 1.3; unprimed 26–146; with the primer made a no-op both come out
+ * at 26–146, in no order.
+ */
+const MIN_RATIO = 8;
+
 function faultsPerMessage(mode: 'default' | 'off'): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CHILD, mode], { timeout: 60_000 }, (error, stdout, stderr) => {
+    // --single-threaded: glibc's thresholds are the process's, and whichever thread frees a large
+    // block it had mapped on its own raises them, as the primer does. With V8's helper threads
+    // (compilers, garbage collector) that happened now and then in an unprimed child, by the luck of
+    // scheduling, and a busy machine also delayed the frees of the array buffers, which are swept off
+    // the main thread: the heap outgrew what glibc keeps, and a primed child faulted 10–55 times per
+    // message instead of 0.2. On the main thread alone the frees keep pace with the allocations and
+    // nothing but the primer (or its absence) decides the thresholds.
+    execFile(process.execPath, ['--single-threaded', CHILD, mode], { timeout: 60_000 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`allocator-child ${mode}: ${error.message}\n${stderr}`));
       else resolve((JSON.parse(stdout.trim().split('\n').pop()!) as { faultsPerMessage: number }).faultsPerMessage);
     });
@@ -24,22 +45,30 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-test('serve() primes glibc: large-message allocation stops faulting pages in; primeAllocator: false leaves glibc alone', { timeout: 120_000 }, async () => {
+const runs = (values: number[]): string => values.map((value) => value.toFixed(2)).join(', ');
+
+test('serve() primes glibc: large-message allocation stops faulting pages in; primeAllocator: false leaves glibc alone', { timeout: 180_000 }, async (t) => {
   const header = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header;
   assert.ok(header.glibcVersionRuntime, 'this test measures glibc, which the supported platform (Debian) runs');
-  // On a busy machine the garbage collector falls behind the allocations, the heap outgrows what
-  // glibc keeps, and either mode faults more; and now and then something else in the process
-  // raises glibc's thresholds by itself. So the medians of five runs each, taken in turns:
-  // with the primer made a no-op the two medians come out alike and the test fails.
-  const primedRuns: number[] = [];
-  const unprimedRuns: number[] = [];
-  for (let run = 0; run < 5; run++) {
-    primedRuns.push(await faultsPerMessage('default'));
-    unprimedRuns.push(await faultsPerMessage('off'));
+  // Statistical, hence the medians and the retry: page faults depend on what else the process
+  // allocates and when, and a run now and then comes out far from its mode's usual figure (a primed
+  // one at 1.3). The medians of five runs per mode, taken in turns, outvote that; an attempt spoiled
+  // all the same is retried, up to ATTEMPTS. With the primer made a no-op (or primeAllocator: false
+  // ignored) the two medians come out alike in every attempt and the test fails.
+  const attempts: string[] = [];
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const primedRuns: number[] = [];
+    const unprimedRuns: number[] = [];
+    for (let pair = 0; pair < PAIRS; pair++) {
+      primedRuns.push(await faultsPerMessage('default'));
+      unprimedRuns.push(await faultsPerMessage('off'));
+    }
+    const primed = median(primedRuns);
+    const unprimed = median(unprimedRuns);
+    const summary = `attempt ${attempt}: primed ${primed.toFixed(2)} (runs ${runs(primedRuns)}), unprimed ${unprimed.toFixed(2)} (runs ${runs(unprimedRuns)}) page faults per 1 MiB message`;
+    t.diagnostic(summary);
+    attempts.push(summary);
+    if (unprimed > MIN_RATIO * primed) return;
   }
-  const primed = median(primedRuns);
-  const unprimed = median(unprimedRuns);
-  // A 1 MiB message is 256 pages (and as many again for its reads): 2.5 faults is under 1 % of them.
-  assert.ok(primed < 2.5, `with the default, ${primed.toFixed(1)} page faults per 1 MiB message (runs: ${primedRuns.map((r) => r.toFixed(1)).join(', ')})`);
-  assert.ok(unprimed > 3 * primed, `without priming ${unprimed.toFixed(1)} faults per message against ${primed.toFixed(1)}: the test does not tell them apart (runs: ${unprimedRuns.map((r) => r.toFixed(1)).join(', ')})`);
+  assert.fail(`without priming, large messages do not fault ${MIN_RATIO}× more pages in than with it:\n${attempts.join('\n')}`);
 });

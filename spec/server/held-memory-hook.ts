@@ -2,7 +2,8 @@
  * Loaded with `--import` into a server process started with `--expose-gc` and
  * an IPC channel (spec/server/held-memory.spec.ts): asked 'heap', it collects
  * garbage and answers with the heap in use, so what connections hold can be
- * told apart from what they left behind.
+ * told apart from what they left behind, and with the number of TCP sockets
+ * the process has open, so the spec can wait for closes to be seen.
  */
 import { getHeapSpaceStatistics } from 'node:v8';
 
@@ -21,7 +22,8 @@ process.on('message', (message) => {
   for (const space of getHeapSpaceStatistics()) {
     if (OBJECT_SPACES.has(space.space_name)) objects += space.space_used_size;
   }
-  send({ heapUsed: objects });
+  const sockets = process.getActiveResourcesInfo().filter((name) => name === 'TCPSocketWrap').length;
+  send({ heapUsed: objects, sockets });
 });
 // The channel must not keep the server alive by itself once its parent is gone.
 process.channel?.unref();
