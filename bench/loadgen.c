@@ -7,7 +7,7 @@
  * to loadgen.ts.
  *
  *   loadgen-c --kind echo --port P --connections N --inflight N --size N
- *             --binary 0|1 --latency 0|1 [--raw] --accept ACCEPT
+ *             --binary 0|1 [--raw] --accept ACCEPT
  *             [--warmup S] [--duration S] [--server-pid PID]
  *   loadgen-c --kind churn --port P --concurrency N --accept ACCEPT ...
  *   loadgen-c --kind fanout --port P --connections N --batch N --size N
@@ -16,7 +16,8 @@
  * ACCEPT is the Sec-WebSocket-Accept value for the fixed key below (the
  * runner computes it; no SHA-1 here). Prints one JSON line and exits: the
  * same fields as loadgen.ts prints, every figure under "metrics"; the runner
- * keeps those its scenario reports.
+ * keeps those its scenario reports. An echo times every round trip and
+ * reports their p50, p90, p99 and p999 in µs.
  *
  * What it sends and expects, byte for byte, matches wire.ts: the request,
  * the fixed mask, the payload pattern, the close frame.
@@ -41,6 +42,7 @@
 #define HEAD_MAX 16384
 #define READ_SIZE (256 * 1024)
 #define SETUP_SECONDS 60.0
+/* fanout: round times kept, one per round. */
 #define MAX_SAMPLES (1 << 21)
 /* fanout: a round (one publish reaching every connection) longer than this fails the run. */
 #define ROUND_TIMEOUT_SECONDS 10.0
@@ -50,7 +52,7 @@ static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
 /* ------------------------------------------------------------ options */
 
 static const char *kind = "";
-static int port, connections = 1, inflight = 1, size = 32, binary, latency, raw_echo, concurrency = 50, batch = 200;
+static int port, connections = 1, inflight = 1, size = 32, binary, raw_echo, concurrency = 50, batch = 200;
 static double warmup_s = 1, duration_s = 5;
 static long server_pid = -1;
 static const char *accept_value = "";
@@ -80,7 +82,6 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--inflight") == 0) inflight = atoi(v);
     else if (strcmp(a, "--size") == 0) size = atoi(v);
     else if (strcmp(a, "--binary") == 0) binary = atoi(v);
-    else if (strcmp(a, "--latency") == 0) latency = atoi(v);
     else if (strcmp(a, "--concurrency") == 0) concurrency = atoi(v);
     else if (strcmp(a, "--batch") == 0) batch = atoi(v);
     else if (strcmp(a, "--warmup") == 0) warmup_s = atof(v);
@@ -99,6 +100,12 @@ static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static double self_cpu_s(void) {
@@ -223,7 +230,13 @@ struct conn {
   uint64_t delivered;
   /* echo: bytes written so far and bytes owed (frames whose echo came back, not yet rewritten) */
   uint64_t sent_total, owed;
-  double sent_at;
+  /*
+   * echo: when each of the `inflight` messages on the wire was handed to the
+   * socket, oldest at ring_head. The server echoes in order, so the next whole
+   * reply is the echo of the message at ring_head.
+   */
+  uint64_t *sent_ns;
+  int ring_head;
   /* churn: the server's close frame has arrived */
   int got_close;
 };
@@ -318,8 +331,62 @@ static uint8_t *burst, *expected;
 static size_t frame_len, reply_len, burst_len;
 static uint64_t received_bytes;
 static int opened, started, recording, stopped;
+/* fanout: round times in seconds */
 static double *samples;
 static long sample_count;
+
+/*
+ * Round-trip times of the echo, in ns: a log-linear histogram, so that every
+ * round trip of a long run at millions of messages per second is counted in
+ * fixed memory. Values below 2^RTT_SUB_BITS ns have a bucket each; above, every
+ * power of two is split into RTT_HALF buckets, so a bucket is at most 1/512 of
+ * its values wide and its midpoint within 0.1 % of any of them. The same
+ * buckets as loadgen.ts.
+ */
+#define RTT_SUB_BITS 10
+#define RTT_HALF (1 << (RTT_SUB_BITS - 1))
+/* Up to 2^44 ns (4.9 hours); longer times count in the last bucket. */
+#define RTT_MAX_BITS 44
+#define RTT_BUCKETS ((RTT_MAX_BITS - RTT_SUB_BITS + 2) * RTT_HALF)
+
+static uint64_t rtt_counts[RTT_BUCKETS];
+static uint64_t rtt_count, rtt_min = UINT64_MAX, rtt_max;
+
+static void rtt_record(uint64_t ns) {
+  if (ns >= (UINT64_C(1) << RTT_MAX_BITS)) ns = (UINT64_C(1) << RTT_MAX_BITS) - 1;
+  size_t bucket;
+  if (ns < (1u << RTT_SUB_BITS)) {
+    bucket = (size_t)ns;
+  } else {
+    int shift = 63 - __builtin_clzll(ns) - RTT_SUB_BITS + 1;
+    bucket = (size_t)shift * RTT_HALF + (size_t)(ns >> shift);
+  }
+  rtt_counts[bucket]++;
+  rtt_count++;
+  if (ns < rtt_min) rtt_min = ns;
+  if (ns > rtt_max) rtt_max = ns;
+}
+
+/* The round-trip time at quantile q (nearest rank), in µs: its bucket's midpoint, kept within the extremes. */
+static double rtt_quantile(double q) {
+  uint64_t rank = (uint64_t)(q * (double)rtt_count + 0.999999);
+  if (rank < 1) rank = 1;
+  if (rank > rtt_count) rank = rtt_count;
+  uint64_t seen = 0;
+  size_t bucket = 0;
+  while (bucket < RTT_BUCKETS - 1 && seen + rtt_counts[bucket] < rank) seen += rtt_counts[bucket++];
+  double value;
+  if (bucket < (1u << RTT_SUB_BITS)) {
+    value = (double)bucket;
+  } else {
+    int shift = (int)(bucket / RTT_HALF) - 1;
+    uint64_t low = (uint64_t)(bucket - (size_t)shift * RTT_HALF) << shift;
+    value = (double)low + (double)((UINT64_C(1) << shift) - 1) / 2;
+  }
+  if (value < (double)rtt_min) value = (double)rtt_min;
+  if (value > (double)rtt_max) value = (double)rtt_max;
+  return value / 1e3;
+}
 
 /* Write what is owed, from the periodic frame stream; wait for EPOLLOUT when the kernel is full. */
 static void flush_owed(struct conn *c) {
@@ -361,10 +428,12 @@ static void on_echo_frames(struct conn *c, const uint8_t *bytes, size_t n) {
   size_t replies = count_frames(c, bytes, n, "reply");
   if (replies == 0 || stopped) return;
   if (replies > (size_t)inflight) finish_fail("%zu replies for %d messages in flight", replies, inflight);
-  if (latency) {
-    double t = now_s();
-    if (recording && sample_count < MAX_SAMPLES) samples[sample_count++] = t - c->sent_at;
-    c->sent_at = t;
+  /* Each reply frees its message's slot for the message written in its place now. */
+  uint64_t t = now_ns();
+  for (size_t i = 0; i < replies; i++) {
+    if (recording) rtt_record(t - c->sent_ns[c->ring_head]);
+    c->sent_ns[c->ring_head] = t;
+    if (++c->ring_head == inflight) c->ring_head = 0;
   }
   c->owed += (uint64_t)replies * frame_len;
   flush_owed(c);
@@ -566,14 +635,16 @@ static void run_echo(void) {
   burst_len = frame_len * (size_t)(inflight + 1);
   burst = malloc(burst_len);
   for (int i = 0; i <= inflight; i++) memcpy(burst + frame_len * (size_t)i, client, frame_len);
-  if (latency) samples = malloc(sizeof(double) * MAX_SAMPLES);
+  uint64_t *rings = calloc((size_t)connections * (size_t)inflight, sizeof *rings);
 
   struct conn *conns = calloc((size_t)connections, sizeof *conns);
   for (int i = 0; i < connections; i++) open_conn(&conns[i]);
   loop_until(now_s() + SETUP_SECONDS, MODE_ECHO, 1);
   if (!started) finish_fail("setup took longer than %.0f s", SETUP_SECONDS);
   for (int i = 0; i < connections; i++) {
-    conns[i].sent_at = now_s();
+    conns[i].sent_ns = rings + (size_t)i * (size_t)inflight;
+    uint64_t t = now_ns();
+    for (int k = 0; k < inflight; k++) conns[i].sent_ns[k] = t;
     conns[i].owed = (uint64_t)inflight * frame_len;
     flush_owed(&conns[i]);
   }
@@ -586,10 +657,9 @@ static void run_echo(void) {
   window_print(&w, &seconds);
   printf(",\"messages\":%.0f,\"seconds\":%.4f,\"replyFrameBytes\":%zu},", messages, seconds, reply_len);
   printf("\"metrics\":{\"msgPerSec\":%.2f,\"mbPerSec\":%.3f", messages / seconds, messages * size / 1e6 / seconds);
-  if (latency && sample_count > 0) {
-    qsort(samples, (size_t)sample_count, sizeof(double), compare_doubles);
-    printf(",\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"samples\":%ld", quantile(0.5), quantile(0.9), quantile(0.99),
-           quantile(0.999), sample_count);
+  if (rtt_count > 0) {
+    printf(",\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"rttMax\":%.3f,\"samples\":%llu", rtt_quantile(0.5),
+           rtt_quantile(0.9), rtt_quantile(0.99), rtt_quantile(0.999), (double)rtt_max / 1e3, (unsigned long long)rtt_count);
   }
   printf("}}\n");
   fflush(stdout);

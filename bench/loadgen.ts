@@ -13,6 +13,8 @@
  *
  * Prints one JSON line (LoadgenResult) on standard output and exits. The
  * fanout scenario's subscribers count their messages the same way, by bytes.
+ * Every echo scenario times each round trip (RoundTrips) and reports p50, p90,
+ * p99 and p999 in µs.
  */
 import { writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -126,6 +128,56 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+/**
+ * Round-trip times in ns, counted in a log-linear histogram (the buckets of
+ * loadgen.c), so that every round trip of a run is kept in fixed memory: below
+ * 2^SUB_BITS ns a bucket per ns, above it every power of two split into HALF
+ * buckets, each at most 1/512 of its values wide; a quantile is its bucket's
+ * midpoint, within 0.1 % of the times in it.
+ */
+class RoundTrips {
+  private static readonly SUB_BITS = 10;
+  private static readonly HALF = 1 << (RoundTrips.SUB_BITS - 1);
+  /** Up to 2^44 ns (4.9 hours); longer times count in the last bucket. */
+  private static readonly MAX_BITS = 44;
+  private readonly counts = new Float64Array((RoundTrips.MAX_BITS - RoundTrips.SUB_BITS + 2) * RoundTrips.HALF);
+  count = 0;
+  private min = Infinity;
+  private max = 0;
+
+  record(ns: number): void {
+    const v = Math.min(Math.max(0, Math.round(ns)), 2 ** RoundTrips.MAX_BITS - 1);
+    let bucket = v;
+    if (v >= 1 << RoundTrips.SUB_BITS) {
+      const log2 = v < 2 ** 32 ? 31 - Math.clz32(v) : 63 - Math.clz32(Math.floor(v / 2 ** 32));
+      const shift = log2 - RoundTrips.SUB_BITS + 1;
+      bucket = shift * RoundTrips.HALF + Math.floor(v / 2 ** shift);
+    }
+    this.counts[bucket] = this.counts[bucket]! + 1;
+    this.count++;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+  }
+
+  /** The time at quantile `q` (0–1], nearest rank, in µs. */
+  quantileMicros(q: number): number {
+    const rank = Math.min(this.count, Math.max(1, Math.ceil(q * this.count)));
+    let seen = 0;
+    let bucket = 0;
+    while (bucket < this.counts.length - 1 && seen + this.counts[bucket]! < rank) seen += this.counts[bucket++]!;
+    let value = bucket;
+    if (bucket >= 1 << RoundTrips.SUB_BITS) {
+      const shift = Math.floor(bucket / RoundTrips.HALF) - 1;
+      value = (bucket - shift * RoundTrips.HALF) * 2 ** shift + (2 ** shift - 1) / 2;
+    }
+    return Math.min(this.max, Math.max(this.min, value)) / 1000;
+  }
+
+  maxMicros(): number {
+    return this.max / 1000;
+  }
+}
+
 /** A WebSocket client connection on a raw socket: handshake, then frames to the subclass. */
 abstract class Client {
   readonly socket: Socket;
@@ -219,8 +271,7 @@ function runEcho(s: EchoScenario): void {
   // slices[n]: n frames, written when n replies came back.
   const burst = Buffer.concat(new Array<Buffer>(s.inflight).fill(frame));
   const slices = Array.from({ length: s.inflight + 1 }, (_, n) => burst.subarray(0, n * frame.length));
-  const samples = s.latency ? new Float64Array(1 << 21) : null;
-  let sampleCount = 0;
+  const roundTrips = new RoundTrips();
   let recording = false;
   let receivedBytes = 0;
   let stopped = false;
@@ -229,14 +280,19 @@ function runEcho(s: EchoScenario): void {
 
   class EchoClient extends Client {
     private readonly counter = new FrameCounter(expected);
-    private sentAt = 0;
+    /**
+     * When each message on the wire was handed to the socket (ms), oldest at
+     * `oldest`: the server echoes in order, so the next whole reply is its echo.
+     */
+    private readonly sentAt = new Float64Array(s.inflight);
+    private oldest = 0;
 
     protected onOpen(): void {
       if (++opened === s.connections) start();
     }
 
     send(): void {
-      this.sentAt = performance.now();
+      this.sentAt.fill(performance.now());
       this.socket.write(slices[s.inflight]!);
     }
 
@@ -246,10 +302,12 @@ function runEcho(s: EchoScenario): void {
       receivedBytes += end - start;
       if (replies === 0 || stopped) return;
       if (replies > s.inflight) return fail(`${replies} replies for ${s.inflight} messages in flight`);
-      if (samples !== null) {
-        const now = performance.now();
-        if (recording && sampleCount < samples.length) samples[sampleCount++] = now - this.sentAt;
-        this.sentAt = now;
+      // Each reply frees its message's slot for the message written in its place now.
+      const now = performance.now();
+      for (let i = 0; i < replies; i++) {
+        if (recording) roundTrips.record((now - this.sentAt[this.oldest]!) * 1e6);
+        this.sentAt[this.oldest] = now;
+        if (++this.oldest === s.inflight) this.oldest = 0;
       }
       this.socket.write(slices[replies]!);
     }
@@ -259,7 +317,7 @@ function runEcho(s: EchoScenario): void {
     for (const client of clients) client.send();
     measure(
       () => {
-        // Read at the start of the window (latency samples start) and at its end (they stop).
+        // Read at the start of the window (round trips start being recorded) and at its end (they stop).
         recording = !recording;
         return receivedBytes;
       },
@@ -272,10 +330,9 @@ function runEcho(s: EchoScenario): void {
           msgPerSec: messages / seconds,
           mbPerSec: (messages * s.size) / 1e6 / seconds,
         };
-        if (samples !== null) {
-          const sorted = samples.subarray(0, sampleCount).sort();
-          const at = (q: number): number => quantile(sorted, q) * 1000;
-          Object.assign(all, { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), samples: sampleCount });
+        if (roundTrips.count > 0) {
+          const at = (q: number): number => roundTrips.quantileMicros(q);
+          Object.assign(all, { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), rttMax: roundTrips.maxMicros(), samples: roundTrips.count });
         }
         for (const client of clients) client.destroy();
         report(all, window, { messages: Math.round(messages), seconds, replyFrameBytes: replySize });
@@ -502,14 +559,8 @@ function runFanout(s: FanoutScenario): void {
   }
 }
 
-function report(all: Record<string, number>, window: WindowResult, details: Record<string, number | string>): void {
-  const metrics: Record<string, number> = {};
-  for (const metric of scenario.metrics) {
-    const value = all[metric.key];
-    if (value === undefined) return fail(`no value for ${metric.key}`);
-    metrics[metric.key] = value;
-  }
-  for (const [key, value] of Object.entries(all)) if (!(key in metrics)) details[key] = value;
+/** Every figure goes under metrics, as loadgen.c does: the runner keeps its scenario's and moves the rest to details. */
+function report(metrics: Record<string, number>, window: WindowResult, details: Record<string, number | string>): void {
   details.otherCpu = window.otherCpu ?? 'unknown';
   details.stealCpu = window.stealCpu;
   finish({ ok: true, metrics, loadgenCpu: window.loadgenCpu, serverCpu: window.serverCpu, details });

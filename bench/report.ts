@@ -40,6 +40,8 @@ export interface Machine {
   node: string;
   cpu: string;
   cores: number;
+  /** "KVM virtual machine", "virtual machine", "no hypervisor flag" or "unknown" (older results: absent). */
+  vm?: string;
   kernel: string;
   pinning: string;
   commit: string;
@@ -80,8 +82,9 @@ export function summarize(cell: Cell, scenario: Scenario): void {
   cell.status = 'ok';
   const failed = cell.runs.find((r) => !r.ok);
   if (failed !== undefined) cell.reason = `${cell.runs.length - good.length} of ${cell.runs.length} runs failed: ${failed.error}`;
+  // A run may lack a figure (a load generator that could not compute it): the spread is over the runs that have it.
   for (const metric of scenario.metrics) {
-    const s = spread(good.map((r) => r.metrics![metric.key]!));
+    const s = spread(good.flatMap((r) => (typeof r.metrics?.[metric.key] === 'number' ? [r.metrics[metric.key]!] : [])));
     if (s !== null) cell.metrics[metric.key] = s;
   }
   cell.loadgenCpu = spread(good.map((r) => r.loadgenCpu!));
@@ -157,14 +160,12 @@ export class Report {
     return 'error';
   }
 
-  private table(header: string, text: (column: Column, server: ServerName, cell: Cell) => string): string {
-    const lines = [
-      `| ${header} | ${this.columns.map((c) => c.metric.label).join(' | ')} |`,
-      `|---|${this.columns.map(() => '---:').join('|')}|`,
-    ];
+  /** A Markdown table, a row per server: `text` fills the cells of servers that were measured. */
+  private grid<T>(header: string, columns: readonly T[], label: (column: T) => string, scenario: (column: T) => string, text: (column: T, server: ServerName, cell: Cell) => string): string {
+    const lines = [`| ${header} | ${columns.map(label).join(' | ')} |`, `|---|${columns.map(() => '---:').join('|')}|`];
     for (const server of this.servers) {
-      const cells = this.columns.map((column) => {
-        const cell = this.cell(column.scenario.name, server);
+      const cells = columns.map((column) => {
+        const cell = this.cell(scenario(column), server);
         return cell?.status === 'ok' ? text(column, server, cell) : this.blank(cell);
       });
       lines.push(`| ${server} | ${cells.join(' | ')} |`);
@@ -172,20 +173,31 @@ export class Report {
     return lines.join('\n');
   }
 
+  /** A column per metric; `text` gets the cell's spread of it, and a cell without one (no run gave the figure) shows n/a. */
+  private table(header: string, text: (column: Column, server: ServerName, value: Spread) => string): string {
+    return this.grid(
+      header,
+      this.columns,
+      (column) => column.metric.label,
+      (column) => column.scenario.name,
+      (column, server, cell) => {
+        const value = cell.metrics[column.metric.key];
+        return value === undefined ? 'n/a' : text(column, server, value);
+      },
+    );
+  }
+
   /** The main table: medians and ratios to ws. */
   mainTable(): string {
-    return this.table(`server (median of ${this.config.runs})`, (column, server, cell) => {
-      const value = column.metric.format(cell.metrics[column.metric.key]!.median);
+    return this.table(`server (median of ${this.config.runs})`, (column, server, spread) => {
+      const value = column.metric.format(spread.median);
       const ratio = this.ratio(column, server);
       return ratio === null ? value : `${value} (${formatRatio(ratio)})`;
     });
   }
 
   spreadTable(): string {
-    return this.table('server: min – max', (column, _server, cell) => {
-      const { min, max } = cell.metrics[column.metric.key]!;
-      return `${column.metric.format(min)} – ${column.metric.format(max)}`;
-    });
+    return this.table('server: min – max', (column, _server, { min, max }) => `${column.metric.format(min)} – ${column.metric.format(max)}`);
   }
 
   pairedTable(baseline: ServerName = 'ws'): string {
@@ -196,8 +208,10 @@ export class Report {
     });
   }
 
+  /** A column per scenario: its metrics share the runs, hence the CPU figures. */
   cpuTable(): string {
-    return this.table('load generator / server (other processes)', (_column, _server, cell) => {
+    const name = (scenario: Scenario): string => scenario.name;
+    return this.grid('load generator / server (other processes)', this.scenarios, name, name, (_scenario, _server, cell) => {
       const pct = (s: Spread | null): string => (s === null ? '?' : `${s.median.toFixed(0)} %`);
       return `${pct(cell.loadgenCpu)} / ${pct(cell.serverCpu)} (${pct(cell.otherCpu)})`;
     });
@@ -248,13 +262,15 @@ export class Report {
       }
     }
     const idle = this.scenarios.find((s) => s.kind === 'idle');
-    const rawIdle = idle === undefined ? null : this.cell(idle.name, 'raw');
-    if (idle !== undefined && rawIdle?.status === 'ok') {
-      const key = idle.metrics[0]!.key;
-      const floor = rawIdle.metrics[key]!.median;
+    const idleColumn = idle === undefined ? undefined : this.columns.find((c) => c.scenario === idle);
+    const floor = idleColumn === undefined ? null : this.median(idleColumn, 'raw');
+    if (idleColumn !== undefined && floor !== null) {
       const over = this.servers
-        .filter((s) => s !== 'raw' && this.cell(idle.name, s)?.status === 'ok')
-        .map((s) => `${s} ${signed(this.cell(idle.name, s)!.metrics[key]!.median - floor)} KB`);
+        .filter((s) => s !== 'raw')
+        .flatMap((s) => {
+          const value = this.median(idleColumn, s);
+          return value === null ? [] : [`${s} ${signed(value - floor)} KB`];
+        });
       if (over.length > 0) notes.push(`idle memory above the raw Node socket (${floor.toFixed(1)} KB/conn): ${over.join(', ')}`);
     }
     return notes;
@@ -266,12 +282,13 @@ export class Report {
     return [
       '# resound benchmark',
       '',
-      `${m.date} · Node ${m.node} · ${m.cpu} (${m.cores} cores) · Linux ${m.kernel} · resound ${m.commit}`,
+      `${m.date} · Node ${m.node} · ${m.cpu} (${m.cores} cores${m.vm === undefined ? '' : `, ${m.vm}`}) · Linux ${m.kernel} · resound ${m.commit}`,
       `${Object.entries(m.versions)
         .map(([k, v]) => `${k} ${v}`)
         .join(' · ')}`,
       `${m.pinning}. Each cell: median of ${c.runs} runs of ${c.durationSeconds} s after ${c.warmupSeconds} s of warm-up, ` +
-        'and in parentheses how many times better than ws (value ÷ ws; for latency, fan-out time and memory, ws ÷ value).',
+        'and in parentheses how many times better than ws (value ÷ ws; for latency and round-trip times, fan-out time and memory, ws ÷ value). ' +
+        'p50 and p99: round-trip times of the echoes (latency in µs, the throughput scenarios in ms). n/a: no run gave that figure.',
       `Load generator: ${c.loadgen}.`,
       ...(Object.keys(m.serverEnv).length > 0
         ? [`Every server ran with: ${Object.entries(m.serverEnv).map(([k, v]) => `\`${k}=${v}\``).join(' ')}.`]
@@ -334,15 +351,17 @@ export class Report {
     const colors: Record<ServerName, string> = { resound: '#e8590c', ws: '#4263eb', bun: '#f2c12e', raw: '#868e96', 'raw-c': '#adb5bd' };
     // The chart compares servers as Node users would run them; the C echo only bounds the load generator.
     const servers = this.servers.filter((s) => s !== 'raw-c');
+    // The echoes' round-trip times stay in the tables: the chart keeps to one figure per load, as before.
+    const columns = this.columns.filter((column) => column.metric.chart !== false);
     const barWidth = 30;
     const gap = 8;
     const groupWidth = servers.length * (barWidth + gap) + 32;
     const left = 64;
     const top = 92;
     const plotHeight = 360;
-    const width = left + this.columns.length * groupWidth + 24;
+    const width = left + columns.length * groupWidth + 24;
     const height = top + plotHeight + 64;
-    const ratios = this.columns.flatMap((col) => servers.map((s) => this.ratio(col, s)).filter((r): r is number => r !== null));
+    const ratios = columns.flatMap((col) => servers.map((s) => this.ratio(col, s)).filter((r): r is number => r !== null));
     const lo = Math.max(-6, Math.floor(Math.log2(Math.min(1, ...ratios))));
     let hi = Math.ceil(Math.log2(Math.max(1, ...ratios)));
     if (hi === lo) hi = lo + 1;
@@ -374,7 +393,7 @@ export class Report {
       out.push(`<text x="${left - 8}" y="${gy + 4}" font-size="11" text-anchor="end" fill="#495057">${label}</text>`);
     }
     const base = y(1);
-    this.columns.forEach((column, g) => {
+    columns.forEach((column, g) => {
       const gx = left + g * groupWidth + 18;
       servers.forEach((server, i) => {
         const x = gx + i * (barWidth + gap);

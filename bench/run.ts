@@ -334,13 +334,15 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
       const serverSays = (server.stderr || server.stdout).trim().slice(-300);
       return { run, ok: false, error: `${result.error}${server.running ? '' : ' (the server exited)'}${serverSays ? `; server output: ${serverSays}` : ''}` };
     }
-    // The C load generator prints every figure under metrics: keep the scenario's, the rest are details.
+    // The load generators print every figure under metrics: keep the scenario's (in their units), the rest are details.
+    // A figure the load generator did not give is left out, and the report shows it as missing.
     const metrics: Record<string, number> = {};
-    const details: Record<string, number | string> = { ...result.details };
-    for (const [key, value] of Object.entries(result.metrics)) {
-      if (scenario.metrics.some((m) => m.key === key)) metrics[key] = value;
-      else details[key] = value;
+    for (const metric of scenario.metrics) {
+      const value = result.metrics[metric.from?.key ?? metric.key];
+      if (typeof value === 'number' && Number.isFinite(value)) metrics[metric.key] = value / (metric.from?.divisor ?? 1);
     }
+    const details: Record<string, number | string> = { ...result.details };
+    for (const [key, value] of Object.entries(result.metrics)) if (!(key in metrics)) details[key] = value;
     return { run, ok: true, metrics, loadgenCpu: result.loadgenCpu, serverCpu: result.serverCpu, details };
   } catch (error) {
     return { run, ok: false, error: error instanceof Error ? error.message : String(error) };
@@ -353,8 +355,8 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
 /** The load generator's command line: the C one for echo, churn and fan-out loads when asked for, else loadgen.ts. */
 function loadgenCommand(scenario: Scenario, kind: 'c' | 'node', common: string[]): string[] {
   if (kind === 'c' && scenario.kind === 'echo') {
-    const { connections, inflight, size, binary, latency } = scenario;
-    const load = ['--connections', connections, '--inflight', inflight, '--size', size, '--binary', Number(binary), '--latency', Number(latency)];
+    const { connections, inflight, size, binary } = scenario;
+    const load = ['--connections', connections, '--inflight', inflight, '--size', size, '--binary', Number(binary)];
     return [NATIVE_LOADGEN, '--kind', 'echo', ...load.map(String), '--accept', ACCEPT, ...common];
   }
   if (kind === 'c' && scenario.kind === 'churn') {
@@ -451,12 +453,22 @@ function machine(launcher: Launcher, versions: Record<string, string>, serverEnv
     node: process.version,
     cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown',
     cores: availableParallelism(),
+    vm: virtualization(cpuinfo),
     kernel: release(),
     pinning: launcher.pin ? `server on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE} (taskset)` : 'unpinned',
     commit: commit === '' ? 'unknown' : `${commit}${dirty ? ' + uncommitted lib/ changes' : ''}`,
     versions,
     serverEnv,
   };
+}
+
+/** "KVM virtual machine" (lscpu's hypervisor vendor), "virtual machine" (the CPU's hypervisor flag), or "no hypervisor flag". */
+function virtualization(cpuinfo: string): string {
+  const lscpu = spawnSync('lscpu', [], { encoding: 'utf8', timeout: 5000 });
+  const vendor = /^Hypervisor vendor:\s*(.+)$/m.exec(lscpu.stdout ?? '')?.[1]?.trim();
+  if (vendor !== undefined && vendor !== '') return `${vendor} virtual machine`;
+  if (/^flags\s*:.*\bhypervisor\b/m.test(cpuinfo)) return 'virtual machine';
+  return cpuinfo === '' ? 'unknown' : 'no hypervisor flag';
 }
 
 // ---------------------------------------------------------------- main
@@ -538,7 +550,7 @@ async function main(): Promise<number> {
   const servers = parsed.servers ?? [...SERVER_NAMES];
   const info = machine(launcher, versions, options.serverEnv);
 
-  console.log(`resound benchmark · Node ${info.node} · ${info.cpu} · ${info.pinning}`);
+  console.log(`resound benchmark · Node ${info.node} · ${info.cpu} (${info.cores} cores, ${info.vm}) · ${info.pinning}`);
   for (const note of setupNotes) console.log(`note: ${note}`);
   for (const [name, value] of Object.entries(options.serverEnv)) console.log(`note: every server runs with ${name}=${value}`);
   for (const name of servers) {
@@ -566,7 +578,7 @@ async function main(): Promise<number> {
         const record = await measureQuietly(scenario, specs.get(name)!, run, options, launcher);
         cells.get(`${scenario.name}/${name}`)!.runs.push(record);
         const text = record.ok
-          ? `${scenario.metrics.map((m) => `${m.format(record.metrics![m.key]!)} ${m.unit}`).join(', ')}` +
+          ? `${scenario.metrics.map((m) => `${record.metrics![m.key] === undefined ? 'n/a' : m.format(record.metrics![m.key]!)} ${m.unit}`).join(', ')}` +
             `   load generator CPU ${record.loadgenCpu!.toFixed(0)} %` +
             (typeof record.serverCpu === 'number' ? `, server ${record.serverCpu.toFixed(0)} %` : '') +
             (typeof record.details?.otherCpu === 'number' ? `, other processes ${record.details.otherCpu.toFixed(0)} %` : '')
