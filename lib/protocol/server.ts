@@ -118,7 +118,7 @@ export class ServerProtocol extends Protocol {
     if (this.received !== null) {
       // Frames sent before our response: keep them (bounded) for when we open.
       this.queue.push(chunk);
-      if (this.queue.length > this.maxPayload + 14) this.refuse(400, 'too much data before the handshake response');
+      this.limitEarlyData();
       return;
     }
     try {
@@ -130,10 +130,19 @@ export class ServerProtocol extends Protocol {
       this.received = request;
       this.queue.push(complete.rest);
       this.emit({ type: 'request', request });
+      // The read that completed the head may carry frames too: the same bound applies to them. The
+      // request was still received (the same events however the bytes were cut); the owner sees
+      // the refusal in responseStatus and answers nothing.
+      this.limitEarlyData();
     } catch (error) {
       if (!(error instanceof HeadParseError)) throw error;
       this.refuse(error.status, error.message);
     }
+  }
+
+  /** Frames received before our response are kept up to one maximal frame; more is refused with 400. */
+  private limitEarlyData(): void {
+    if (this.queue.length > this.maxPayload + 14) this.refuse(400, 'too much data before the handshake response');
   }
 
   /** Answer an unparseable or oversized request ourselves: nobody can act on it. */

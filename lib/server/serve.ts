@@ -159,6 +159,8 @@ export class Server {
   /** Decide the handshake: policy checks first, then the RFC checks of accept(). */
   private answer(conn: Connection, request: HandshakeRequest): void {
     const protocol = conn.protocol as ServerProtocol;
+    // The protocol refused by itself (too much data before the answer): nothing to decide.
+    if (protocol.responseStatus !== null) return;
     let response: HandshakeResponse;
     try {
       response = this.decide(protocol, request);
