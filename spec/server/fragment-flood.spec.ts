@@ -14,6 +14,23 @@ const FRAGMENTS = 10_000_000;
 /** Frames per write: one buffer of about 500 KB, written again and again. */
 const FRAMES_PER_BLOCK = 73_000;
 const MASK = [0x11, 0x22, 0x33, 0x44];
+/**
+ * Bounds that hold on a busy 2-core machine. Server RSS growth: 17–22 MB in
+ * most runs, 27–38 MB in one run of three under load (3x failed 3 runs in 10);
+ * holding every fragment as its own piece (the build before the payload
+ * collector) grew it by 1.4 GB.
+ */
+const MAX_RSS_GROWTH = 6 * FRAGMENTS;
+/**
+ * The slowest bystander round: under 0.3 s on an idle machine, up to 1.3 s
+ * under load (1 s failed 1 run in 10). Without fair reads (maxReadPerTurn
+ * unbounded) a round waits behind whole reads of the flood, 0.7–2.3 s, no
+ * slower than the slowest fair round under load; what tells them apart is
+ * that only 1–2 rounds run during the flood against 9–13 with fair reads,
+ * whatever the machine's speed: the count of rounds catches it.
+ */
+const MAX_BYSTANDER_MS = 3000;
+const MIN_BYSTANDER_ROUNDS = 3;
 
 /** `count` masked frames of one byte each ('a'); the first may open the message, the last may end it. */
 function fragmentBlock(count: number, opcode: number | null, final: boolean): Buffer {
@@ -60,7 +77,7 @@ async function writeAll(peer: RawPeer, blocks: () => Generator<Buffer>): Promise
 }
 
 for (const kind of ['text', 'binary'] as const) {
-  test(`a ${kind} message in 10^7 one-byte fragments: server RSS stays under 3x the payload, other clients are served within 1 s`, { timeout: 120_000 }, async (t) => {
+  test(`a ${kind} message in 10^7 one-byte fragments: server RSS stays under ${MAX_RSS_GROWTH / FRAGMENTS}x the payload, other clients are served within ${MAX_BYSTANDER_MS / 1000} s`, { timeout: 120_000 }, async (t) => {
     const { child, port } = await startFloodServer();
     t.after(() => child.kill('SIGKILL'));
     const pid = child.pid!;
@@ -112,8 +129,8 @@ for (const kind of ['text', 'binary'] as const) {
 
     const grew = peak - baseline;
     t.diagnostic(`RSS grew ${(grew / 1e6).toFixed(1)} MB for ${FRAGMENTS / 1e6} MB of payload; ${rounds.length} bystander rounds, slowest ${Math.max(...rounds).toFixed(0)} ms`);
-    assert.ok(grew < 3 * FRAGMENTS, `RSS grew ${(grew / 1e6).toFixed(1)} MB for a ${FRAGMENTS / 1e6} MB message`);
-    assert.ok(rounds.length >= 3, `only ${rounds.length} bystander rounds ran during the flood`);
-    assert.ok(Math.max(...rounds) < 1000, `a bystander waited ${Math.max(...rounds).toFixed(0)} ms (rounds: ${rounds.map((r) => r.toFixed(0)).join(', ')})`);
+    assert.ok(grew < MAX_RSS_GROWTH, `RSS grew ${(grew / 1e6).toFixed(1)} MB for a ${FRAGMENTS / 1e6} MB message`);
+    assert.ok(rounds.length >= MIN_BYSTANDER_ROUNDS, `only ${rounds.length} bystander rounds ran during the flood`);
+    assert.ok(Math.max(...rounds) < MAX_BYSTANDER_MS, `a bystander waited ${Math.max(...rounds).toFixed(0)} ms (rounds: ${rounds.map((r) => r.toFixed(0)).join(', ')})`);
   });
 }
