@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
@@ -8,11 +9,11 @@ const HELP = `resound — WebSocket tools
 
 Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
-               [--max-fragments 0] [--send-timeout 30]
+               [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
   resound room [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
-               [--max-fragments 0] [--send-timeout 30]
+               [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
       One room: every connection subscribes to it, and every message a
       client sends is published to every connection, the sender included.
       The target for the fan-out benchmark.
@@ -35,6 +36,9 @@ Options:
                   close 1008 (default 0: no limit)
   --send-timeout  echo, room: seconds that queued output may make no progress
                   before the connection is dropped (default 30; 0: never)
+  --tls-cert, --tls-key
+                  echo, room: serve wss:// with this certificate (chain) and
+                  private key, both PEM files
   --quiet         echo, room: do not print the listening URL
   --binary        client: send lines as binary messages
   --text          client: send lines as text messages (the default)
@@ -48,6 +52,8 @@ type Values = {
   'read-buffer-size'?: string;
   'max-fragments'?: string;
   'send-timeout'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
   quiet: boolean;
   binary: boolean;
   text: boolean;
@@ -65,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       'read-buffer-size': { type: 'string' },
       'max-fragments': { type: 'string' },
       'send-timeout': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       binary: { type: 'boolean', default: false },
       text: { type: 'boolean', default: false },
@@ -123,7 +131,10 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
   if (sendTimeout !== undefined && !(Number.isFinite(sendTimeout) && sendTimeout >= 0)) {
     throw new RangeError(`bad --send-timeout ${values['send-timeout']}`);
   }
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new TypeError('--tls-cert and --tls-key go together');
+  const tls = values['tls-cert'] === undefined ? undefined : { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) };
   const server = new Server(handler, {
+    tls,
     maxPayload,
     readBufferSize,
     maxFragments,

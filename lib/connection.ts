@@ -11,8 +11,16 @@ import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol 
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
 
-/** What user code gets for one connection, on the server and on the client side alike. */
-export interface WSConnection extends AsyncIterable<Message> {
+/**
+ * What user code gets for one connection, on the server and on the client
+ * side alike. `D` is the type of `data`, what the server's `authorize` hook
+ * accepted the connection with.
+ */
+export interface WSConnection<D = unknown> extends AsyncIterable<Message> {
+  /** What `authorize` returned when it accepted the handshake (undefined without one, and on clients). */
+  readonly data: D;
+  /** The route's named parameters (`/rooms/:room` → `{ room: 'blue' }`); empty without routes. */
+  readonly params: Readonly<Record<string, string>>;
   /** The opening handshake request (path, query, headers): received on a server, sent on a client. */
   readonly request: HandshakeRequest;
   readonly remoteAddress: string;
@@ -73,14 +81,14 @@ export interface WSConnection extends AsyncIterable<Message> {
  * onClose may return a promise (or any thenable), whose rejection is handled
  * like a throw; any other value they return is ignored.
  */
-export interface ConnectionHandler {
-  onOpen?(conn: WSConnection): unknown;
+export interface ConnectionHandler<D = unknown> {
+  onOpen?(conn: WSConnection<D>): unknown;
   /** Without it, messages queue for `receive()` and `for await`. */
-  onMessage?(conn: WSConnection, message: Message): unknown;
-  onPing?(conn: WSConnection, data: Buffer): void;
-  onPong?(conn: WSConnection, data: Buffer): void;
-  onClose?(conn: WSConnection, code: number, reason: string): unknown;
-  onError?(conn: WSConnection, error: Error): void;
+  onMessage?(conn: WSConnection<D>, message: Message): unknown;
+  onPing?(conn: WSConnection<D>, data: Buffer): void;
+  onPong?(conn: WSConnection<D>, data: Buffer): void;
+  onClose?(conn: WSConnection<D>, code: number, reason: string): unknown;
+  onError?(conn: WSConnection<D>, error: Error): void;
 }
 
 export interface ConnectionSettings {
@@ -281,7 +289,12 @@ class Extras {
   resolveClosed: ((info: CloseInfo) => void) | null = null;
   /** Created the first time a handler returns a promise. */
   reportRejection: ((error: unknown) => void) | null = null;
+  /** What authorize accepted the connection with. */
+  data: unknown = undefined;
+  params: Readonly<Record<string, string>> | null = null;
 }
+
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 const NO_TOPICS: ReadonlySet<string> = new Set();
 /** The handler until open(): none of its callbacks. */
@@ -310,7 +323,7 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
   constructor(
     readonly socket: Socket,
     readonly protocol: Protocol & { readonly subprotocol: string | null; readonly request: HandshakeRequest | null },
-    private readonly settings: ConnectionSettings,
+    private settings: ConnectionSettings,
   ) {
     // Listeners are shared functions that find the connection on the socket: no closures per connection.
     (socket as OwnedSocket)[OWNER] = this;
@@ -503,10 +516,36 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
     }
   }
 
+  get data(): unknown {
+    return this.extra?.data;
+  }
+
+  get params(): Readonly<Record<string, string>> {
+    return this.extra?.params ?? NO_PARAMS;
+  }
+
+  /**
+   * Before open(): the settings of the route the request matched (its
+   * handler and limits), and what the handshake accepted it with.
+   */
+  prepare(settings: ConnectionSettings, data: unknown, params: Readonly<Record<string, string>>): void {
+    this.settings = settings;
+    if (data !== undefined || Object.keys(params).length > 0) {
+      const extras = this.extras;
+      extras.data = data;
+      extras.params = params;
+    }
+  }
+
   /** Start calling the settings' handler: the handshake is done and the connection is OPEN. */
   open(): void {
     this.flags |= OPENED;
     this.call(this.handler.onOpen, undefined, undefined);
+  }
+
+  /** The handshake was answered outside a read (after an async hook): deliver what came with it and write. */
+  handshakeAnswered(): void {
+    this.dispatch();
   }
 
   /** Write whatever the protocol produced; start the close timer when the protocol expects the end. */

@@ -1,5 +1,8 @@
 /** resound: a zero-dependency WebSocket server and client for Node.js. */
-export { serve, Server, type Handler, type MessageHandler, type ServeOptions } from './server/serve.js';
+export { serve, attach, Server, type Handler, type MessageHandler, type ServeOptions, type RouteOptions, type HttpServer } from './server/serve.js';
+export { reject, Rejection, type Policy, type Authorize, type UpgradeRequest } from './server/guard.js';
+export { allowOrigins, allowAddresses, blockAddresses, type OriginPolicyOptions, type AddressPolicyOptions } from './server/policies.js';
+export type { TlsOptions } from './server/tls.js';
 export { TCPListener } from './server/listener.js';
 export { connect, TimeoutError, type ConnectOptions } from './client/connect.js';
 export {

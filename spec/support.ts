@@ -9,9 +9,12 @@
  * bugs. This file is not a *.spec.ts file: the test runner does not run it.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const MiB = 1024 * 1024;
@@ -345,4 +348,35 @@ export function assertPythonWebsockets(): void {
         'run `apt-get install python3-websockets` (Debian package, websockets 10.4)',
     );
   }
+}
+
+// ---------------------------------------------------------------- TLS
+
+export interface Certificate {
+  cert: Buffer;
+  key: Buffer;
+  /** The certificate's PEM file, for peers that read a CA file (Python's ssl). */
+  certPath: string;
+  keyPath: string;
+}
+
+let certificate: Certificate | null = null;
+
+/**
+ * A self-signed certificate for localhost, 127.0.0.1 and ::1, made with the
+ * openssl command once per test process (in a temporary folder removed at exit).
+ */
+export function selfSignedCertificate(): Certificate {
+  if (certificate !== null) return certificate;
+  const dir = mkdtempSync(join(tmpdir(), 'resound-cert-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  execFileSync(
+    '/usr/bin/openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1', '-days', '2', '-keyout', keyPath, '-out', certPath],
+    { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 },
+  );
+  certificate = { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, keyPath };
+  return certificate;
 }

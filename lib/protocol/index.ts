@@ -1,5 +1,5 @@
 /** The sans-IO core: bytes in, events and bytes out. No sockets, timers or promises. */
-export { ServerProtocol, type ServerProtocolOptions, type AcceptOptions } from './server.js';
+export { ServerProtocol, type ServerProtocolOptions, type AcceptOptions, type ParsedRequestHead } from './server.js';
 export { ClientProtocol, type ClientProtocolOptions } from './client.js';
 export {
   Protocol,

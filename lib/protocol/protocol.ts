@@ -93,7 +93,7 @@ class Ending {
 export abstract class Protocol {
   state: State = State.CONNECTING;
   /** Kept whole: an owner passes every connection the same options, so they cost one field. */
-  protected readonly options: ProtocolOptions;
+  protected options: ProtocolOptions;
 
   /** Received bytes and the frame and message being read; borrowed only while there are any. */
   private input: FrameReader | null = null;
@@ -110,10 +110,8 @@ export abstract class Protocol {
   abstract readonly side: Side;
 
   constructor(options: ProtocolOptions = {}) {
+    checkProtocolOptions(options);
     this.options = options;
-    if (!(this.maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
-    const maxFragments = options.maxFragments ?? 0;
-    if (!(Number.isSafeInteger(maxFragments) && maxFragments >= 0)) throw new RangeError('maxFragments must be a whole number, 0 or more');
   }
 
   /** The largest message accepted, in bytes (§10.4). */
@@ -628,6 +626,14 @@ export abstract class Protocol {
     if (this.state === State.OPEN) ends.pending = { payload, info: close };
     else this.afterClosingHandshake();
   }
+}
+
+/** Throws RangeError for a limit no protocol can take. */
+export function checkProtocolOptions(options: ProtocolOptions): void {
+  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  if (!(maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
+  const maxFragments = options.maxFragments ?? 0;
+  if (!(Number.isSafeInteger(maxFragments) && maxFragments >= 0)) throw new RangeError('maxFragments must be a whole number, 0 or more');
 }
 
 /** Close frame payload: 2-byte code and UTF-8 reason; empty for 1005. */

@@ -10,7 +10,7 @@ import {
   ReceivedRequest,
 } from './handshake.js';
 import { HeadCollector, HeadParseError, statusText } from './http1.js';
-import { Protocol, State, type ProtocolOptions } from './protocol.js';
+import { checkProtocolOptions, Protocol, State, type ProtocolOptions } from './protocol.js';
 
 export interface ServerProtocolOptions extends ProtocolOptions {
   /** Most bytes the request head may take. Default 16 KiB; over it: 431. */
@@ -52,7 +52,33 @@ export class ServerProtocol extends Protocol {
 
   /** Collects the request head; dropped once it is complete. */
   private head: HeadCollector | null;
-  protected declare readonly options: ServerProtocolOptions;
+  protected declare options: ServerProtocolOptions;
+
+  /**
+   * Start from a request an HTTP server has already parsed (Node's 'upgrade'
+   * event): its head is written out again from the request line and the raw
+   * header lines and read like any received bytes, so it meets exactly the
+   * same parser, limits, validation and answers. `head` is what came after
+   * it on the socket (frames a client sent early).
+   */
+  receiveParsedRequest(parsed: ParsedRequestHead, head: Uint8Array = EMPTY_HEAD): void {
+    if (this.state !== State.CONNECTING || this.head === null || this.received !== null) {
+      throw new InvalidStateError('a request was already received');
+    }
+    this.receiveData(Buffer.from(requestHeadText(parsed), 'latin1'));
+    if (head.length > 0) this.receiveData(head);
+  }
+
+  /**
+   * Replace the options for the rest of this connection (a route's own
+   * subprotocols and limits), before the handshake is answered. The head
+   * limits no longer matter then: the request is already in.
+   */
+  configure(options: ServerProtocolOptions): void {
+    if (this.responseStatus !== null) throw new InvalidStateError('the handshake was already answered');
+    checkProtocolOptions(options);
+    this.options = options;
+  }
 
   /** The handshake request, once its head is complete. */
   get request(): ReceivedRequest | null {
@@ -150,7 +176,8 @@ export class ServerProtocol extends Protocol {
     this.sendResponse(errorResponse(status, message));
   }
 
-  private chooseSubprotocol(request: HandshakeRequest): string | null {
+  /** The subprotocol accept() would confirm for `request` with the current options (null: none). */
+  chooseSubprotocol(request: HandshakeRequest): string | null {
     const { selectSubprotocol, subprotocols = NONE } = this.options;
     if (selectSubprotocol) return selectSubprotocol(request.subprotocols, request);
     for (const candidate of subprotocols) {
@@ -161,6 +188,26 @@ export class ServerProtocol extends Protocol {
 }
 
 const NONE: readonly string[] = Object.freeze([]);
+const EMPTY_HEAD = new Uint8Array(0);
+
+/** A request line and header lines as an HTTP server parsed them (Node's IncomingMessage has these). */
+export interface ParsedRequestHead {
+  method: string;
+  /** The request target, e.g. `/chat?room=1`. */
+  url: string;
+  /** e.g. `1.1`. */
+  httpVersion: string;
+  /** Names and values as received, alternating. */
+  rawHeaders: readonly string[];
+}
+
+/** The head's bytes again, as a client would have sent them. */
+function requestHeadText(parsed: ParsedRequestHead): string {
+  let text = `${parsed.method} ${parsed.url} HTTP/${parsed.httpVersion}\r\n`;
+  const raw = parsed.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${text}\r\n`;
+}
 
 /** `name` in lower case. */
 function headerValue(response: HandshakeResponse, name: string): string | null {

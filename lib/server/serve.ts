@@ -1,24 +1,51 @@
+import type { IncomingMessage, Server as PlainHttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Connection, connectionSettings, type ConnectionHandler, type ConnectionOptions, type ConnectionSettings, type HandshakeEvent, type WSConnection } from '../connection.js';
-import type { HandshakeRequest, HandshakeResponse } from '../protocol/handshake.js';
+import { validateRequest, type HandshakeRequest, type HandshakeResponse } from '../protocol/handshake.js';
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
 import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
 import { primeAllocator } from '../allocator.js';
 import { TCPListener } from './listener.js';
-import { DEFAULT_READ_BUFFER_SIZE } from './shared-reads.js';
+import { checkReadBufferSize, DEFAULT_READ_BUFFER_SIZE } from './shared-reads.js';
 import { PreparedMessage } from '../protocol/prepared.js';
 import { sendToEach, TopicRegistry } from '../apps/pubsub.js';
+import { isRejection, Rejection, type Authorize, type Policy, type UpgradeRequest } from './guard.js';
+import { Router } from './routes.js';
+import { listenTls, type TlsOptions } from './tls.js';
+import { trustProxies } from './policies.js';
+
+/** An `http` or `https` server, whose 'upgrade' events a WebSocket server can take. */
+export type HttpServer = PlainHttpServer | HttpsServer;
 
 /** The mojo-websockets shape: one function per message; a returned promise's rejection counts as a throw. */
-export type MessageHandler = (conn: WSConnection, message: Message) => unknown;
+export type MessageHandler<D = unknown> = (conn: WSConnection<D>, message: Message) => unknown;
 /** Either a message function or an object of callbacks (the Ballerina shape). */
-export type Handler = MessageHandler | ConnectionHandler;
+export type Handler<D = unknown> = MessageHandler<D> | ConnectionHandler<D>;
 
-export interface ServeOptions extends ServerProtocolOptions, ConnectionOptions {
-  /** Only this request path is upgraded; others get 404. Default: any path. */
+/** What a route (or the server as a whole) may set for its own connections. */
+export interface RouteOptions<D = unknown> extends ServerProtocolOptions, ConnectionOptions {
+  /**
+   * Refuse a handshake that offers none of `subprotocols` with 400 (a body
+   * naming the ones spoken here) instead of opening without one. Default false.
+   */
+  requireSubprotocol?: boolean;
+  /** Synchronous checks run in order before `authorize` (see lib/server/policies.ts); the first refusal answers. */
+  policies?: readonly Policy[];
+  /**
+   * May be async; runs within handshakeTimeout. Return `reject(status, body)`
+   * to refuse, anything else to accept: it becomes `conn.data`. A throw or a
+   * rejected promise refuses with 500 and is reported to onError.
+   */
+  authorize?: Authorize<D>;
+}
+
+export interface ServeOptions<D = unknown> extends RouteOptions<D> {
+  /** Only this request path is upgraded; others get 404. Default: any path (or the routes). */
   path?: string;
-  /** Milliseconds from TCP accept to a complete handshake. Default 10 000. */
+  /** Milliseconds from TCP accept (or the 'upgrade' event) to a complete handshake, hooks included. Default 10 000. */
   handshakeTimeout?: number;
   /** Most simultaneous connections; more get 503. Default 100 000. */
   maxConnections?: number;
@@ -26,10 +53,18 @@ export interface ServeOptions extends ServerProtocolOptions, ConnectionOptions {
   backlog?: number;
   /**
    * Bytes one read may take, read into one buffer shared by every connection
-   * and copied out. Default 512 KiB; 0 leaves reading to Node (64 KiB at a
-   * time, a fresh buffer each).
+   * and lent to the protocol. Default 512 KiB; 0 leaves reading to Node (64
+   * KiB at a time, a fresh buffer each). Not used with `tls`.
    */
   readBufferSize?: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed (addresses or CIDR ranges):
+   * `clientAddress` in policies and authorize is then the address they
+   * forwarded. Default none: the TCP peer is the client.
+   */
+  trustedProxies?: readonly string[];
+  /** Serve wss:// on the standalone listener: what `tls.createServer` takes (key, cert, ca, passphrase, SNICallback…). */
+  tls?: TlsOptions;
 }
 
 const DEFAULTS = {
@@ -38,53 +73,119 @@ const DEFAULTS = {
   readBufferSize: DEFAULT_READ_BUFFER_SIZE,
 };
 
-interface ServerSettings extends ConnectionSettings {
-  handshakeTimeout: number;
-  maxConnections: number;
+/** One endpoint: a route, or the server's own handler. Built once, shared by its connections. */
+interface Endpoint {
+  protocolOptions: ServerProtocolOptions;
+  settings: ConnectionSettings;
+  requireSubprotocol: boolean;
+  policies: readonly Policy[];
+  authorize: Authorize<unknown> | undefined;
+  /** What the 400 for a missing subprotocol names. */
+  subprotocols: readonly string[];
 }
 
-/** A listening WebSocket server. */
-export class Server {
+const NO_POLICIES: readonly Policy[] = Object.freeze([]);
+
+/** A WebSocket server: its own listener (`listen`), attached to an HTTP server (`attach`), or fed upgrades (`handleUpgrade`). */
+export class Server<D = unknown> {
   /** Connections that completed the handshake and are not closed yet. */
-  readonly connections = new Set<WSConnection>();
+  readonly connections = new Set<WSConnection<D>>();
   /** Sockets whose handshake is not done yet; a connection moves to `connections` when it opens. */
   private readonly handshaking = new Set<Connection>();
-  private readonly handler: ConnectionHandler;
-  private readonly listener: TCPListener;
-  private readonly settings: ServerSettings;
+  private readonly handler: ConnectionHandler<D> | null;
+  private listener: TCPListener | null = null;
+  private tlsServer: HttpsServer | null = null;
+  private readonly attached: Array<{ server: HttpServer; onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }> = [];
+  private readonly settings: ConnectionSettings & { handshakeTimeout: number; maxConnections: number };
   private readonly topics = new TopicRegistry();
+  private readonly routes = new Router<Endpoint>();
+  private readonly defaultEndpoint: Endpoint | null;
+  private readonly clientAddressOf: (remote: string, forwardedFor: string | undefined) => string;
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
 
+  /**
+   * `handler` serves every path (or `options.path`); null serves only the
+   * routes added with `route()`. `options` apply to every route too, which
+   * may override them.
+   */
   constructor(
-    handler: Handler,
-    private readonly options: ServeOptions = {},
+    handler: Handler<D> | null,
+    private readonly options: ServeOptions<D> = {},
   ) {
-    this.handler = typeof handler === 'function' ? { onMessage: handler } : handler;
+    this.handler = handler === null ? null : typeof handler === 'function' ? { onMessage: handler } : handler;
     this.settings = {
       ...connectionSettings(options),
       handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
       topics: this.topics,
       owner: { handshakeReceived: this.handshakeReceived, socketClosed: this.socketClosed },
-      handler: this.handler,
+      handler: (this.handler ?? {}) as ConnectionHandler,
     };
-    this.listener = new TCPListener((socket) => this.accept(socket), options.readBufferSize ?? DEFAULTS.readBufferSize);
+    this.defaultEndpoint = this.handler === null ? null : this.endpoint(this.handler, {});
+    this.clientAddressOf = trustProxies(options.trustedProxies ?? []);
+    checkReadBufferSize(options.readBufferSize ?? DEFAULTS.readBufferSize);
     primeAllocator(options.primeAllocator);
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return this.listener.listen(host, port, this.options.backlog);
+  /**
+   * Serve `pattern` (an exact path, or `:name` segments: `/rooms/:room`,
+   * read as `conn.params.room`) with its own handler and options, which
+   * override the server's. Returns the server, to chain.
+   */
+  route<R = D>(pattern: string, handler: Handler<R>, options: RouteOptions<R> = {}): this {
+    const callbacks = typeof handler === 'function' ? { onMessage: handler } : handler;
+    this.routes.add(pattern, this.endpoint(callbacks as unknown as ConnectionHandler<D>, options as unknown as RouteOptions<D>));
+    return this;
+  }
+
+  /** Listen on `host:port` on a listener of our own (wss:// with the `tls` option). */
+  async listen(host: string, port: number): Promise<void> {
+    if (this.options.tls !== undefined) {
+      this.tlsServer = await listenTls(this.options.tls, host, port, this.options.backlog, (server) => this.attach(server));
+      return;
+    }
+    const listener = new TCPListener((socket) => this.accept(socket), this.options.readBufferSize ?? DEFAULTS.readBufferSize);
+    await listener.listen(host, port, this.options.backlog);
+    this.listener = listener;
+  }
+
+  /**
+   * Take the WebSocket upgrades of an `http` or `https` server (its
+   * 'upgrade' event): the server keeps answering every other request. Paths
+   * that match no route get 404.
+   */
+  attach(server: HttpServer): this {
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgrade(req, socket, head);
+    server.on('upgrade', onUpgrade);
+    this.attached.push({ server, onUpgrade });
+    return this;
+  }
+
+  /**
+   * Handle one upgrade request an HTTP server already parsed (for servers
+   * that route upgrades themselves): `socket` and `head` as Node's 'upgrade'
+   * event gives them. The request is checked and answered exactly as on our
+   * own listener.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const conn = this.accept(socket as Socket);
+    if (conn === null) return;
+    const parsed = { method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders };
+    (conn.protocol as ServerProtocol).receiveParsedRequest(parsed, head);
+    conn.handshakeAnswered();
   }
 
   address(): AddressInfo {
-    return this.listener.address();
+    const address = (this.tlsServer ?? null)?.address() ?? this.listener?.address();
+    if (address === null || address === undefined || typeof address === 'string') throw new Error('the server is not listening on TCP');
+    return address;
   }
 
-  /** `ws://host:port`, for printing. */
+  /** `ws://host:port` (`wss://` with TLS), for printing. */
   get url(): string {
     const { address, family, port } = this.address();
-    return `ws://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+    return `${this.tlsServer !== null ? 'wss' : 'ws'}://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
   }
 
   /**
@@ -101,7 +202,7 @@ export class Server {
    * connection of this server), framed once for all; returns how many it was
    * queued for.
    */
-  broadcast(data: string | Uint8Array, recipients: Iterable<WSConnection> = this.connections): number {
+  broadcast(data: string | Uint8Array, recipients: Iterable<WSConnection<D>> = this.connections): number {
     return sendToEach(recipients as Iterable<Connection>, new PreparedMessage(data), null);
   }
 
@@ -116,79 +217,154 @@ export class Server {
   }
 
   /**
-   * Stop accepting, close every open connection with 1001 (or `code`), wait
-   * for the closing handshakes (bounded by closeTimeout), then resolve.
+   * Stop accepting (our own listener; an attached HTTP server is left to
+   * its owner, only its upgrades are no longer taken), close every open
+   * connection with 1001 (or `code`), wait for the closing handshakes
+   * (bounded by closeTimeout), then resolve.
    */
   close(code = 1001, reason = 'server shutting down'): Promise<void> {
     if (this.closing) return this.closing;
-    const stopped = this.listener.close();
+    const stopped: Array<Promise<void>> = [];
+    if (this.listener !== null) stopped.push(this.listener.close());
+    const tlsServer = this.tlsServer;
+    if (tlsServer !== null) stopped.push(new Promise((resolve) => tlsServer.close(() => resolve())));
+    for (const { server, onUpgrade } of this.attached.splice(0)) server.off('upgrade', onUpgrade);
     const drained = new Promise<void>((resolve) => {
       this.idle = resolve;
     });
     for (const conn of this.handshaking) conn.socket.destroy();
     for (const conn of this.connections) conn.close(code, reason);
     if (this.handshaking.size === 0 && this.connections.size === 0) this.idle?.();
-    this.closing = Promise.all([stopped, drained]).then(() => undefined);
+    this.closing = Promise.all([...stopped, drained]).then(() => undefined);
     return this.closing;
   }
 
-  private accept(socket: Socket): void {
+  /** An endpoint's shared state, from the server's options with `options` over them. */
+  private endpoint(handler: ConnectionHandler<D>, options: RouteOptions<D>): Endpoint {
+    const merged: RouteOptions<D> = { ...this.options, ...options };
+    return {
+      protocolOptions: merged,
+      settings: { ...this.settings, ...connectionSettings(merged), handler: handler as ConnectionHandler },
+      requireSubprotocol: merged.requireSubprotocol ?? false,
+      policies: merged.policies ?? NO_POLICIES,
+      authorize: merged.authorize as Authorize<unknown> | undefined,
+      subprotocols: merged.subprotocols ?? [],
+    };
+  }
+
+  private accept(socket: Socket): Connection | null {
     if (this.closing) {
       socket.destroy();
-      return;
+      return null;
     }
     const protocol = new ServerProtocol(this.options);
     const conn = new Connection(socket, protocol, this.settings);
     this.handshaking.add(conn);
     conn.startDeadline(this.settings.handshakeTimeout);
+    return conn;
   }
 
   /** Shared by every connection of this server. */
   private readonly handshakeReceived = (conn: Connection, event: HandshakeEvent): void => {
     if (event.type !== 'request') return;
-    conn.clearDeadline();
     this.answer(conn, event.request);
   };
 
   private readonly socketClosed = (conn: Connection): void => {
     // Only one of the two holds it: no need to know which.
-    if (!this.handshaking.delete(conn)) this.connections.delete(conn);
+    if (!this.handshaking.delete(conn)) this.connections.delete(conn as WSConnection<unknown> as WSConnection<D>);
     if (this.handshaking.size === 0 && this.connections.size === 0) this.idle?.();
   };
 
-  /** Decide the handshake: policy checks first, then the RFC checks of accept(). */
+  /** Decide the handshake: route, limits and RFC checks, policies, then authorize (maybe async). */
   private answer(conn: Connection, request: HandshakeRequest): void {
     const protocol = conn.protocol as ServerProtocol;
     // The protocol refused by itself (too much data before the answer): nothing to decide.
     if (protocol.responseStatus !== null) return;
-    let response: HandshakeResponse;
+    let verdict: Verdict | PromiseLike<Verdict>;
     try {
-      response = this.decide(protocol, request);
+      verdict = this.decide(conn, protocol, request);
     } catch (error) {
-      // A user callback (selectSubprotocol) failed: this handshake fails, nothing else does.
-      this.reportError(conn, error);
-      response = protocol.reject(500, 'internal server error');
+      verdict = this.failed(conn, error);
     }
+    if (!(verdict instanceof Verdict)) {
+      verdict.then(
+        (settled) => this.respond(conn, settled, true),
+        (error: unknown) => this.respond(conn, this.failed(conn, error), true),
+      );
+      return;
+    }
+    this.respond(conn, verdict, false);
+  }
+
+  private decide(conn: Connection, protocol: ServerProtocol, request: HandshakeRequest): Verdict | PromiseLike<Verdict> {
+    const found = this.findEndpoint(request.path);
+    if (found === null) return Verdict.refuse(404, `no WebSocket endpoint at ${request.path}`);
+    if (this.connections.size >= this.settings.maxConnections) return Verdict.refuse(503, 'too many connections');
+    const problem = validateRequest(request);
+    if (problem) return new Verdict(protocol.reject(problem.status, problem.message, problem.headers ?? []), null, undefined, {});
+    const { endpoint, params } = found;
+    if (endpoint.protocolOptions !== this.options) protocol.configure(endpoint.protocolOptions);
+    const subprotocol = protocol.chooseSubprotocol(request);
+    if (subprotocol === null && endpoint.requireSubprotocol) {
+      const spoken = endpoint.subprotocols.length > 0 ? endpoint.subprotocols.join(', ') : 'none configured';
+      return Verdict.refuse(400, `this endpoint requires a subprotocol (Sec-WebSocket-Protocol); it speaks: ${spoken}`);
+    }
+    const accept = (data: unknown): Verdict => new Verdict(protocol.accept(request, { subprotocol }), endpoint, data, params);
+    // Nothing to guard: no request object for hooks is built.
+    if (endpoint.policies.length === 0 && endpoint.authorize === undefined) return accept(undefined);
+    const upgrade: UpgradeRequest = {
+      request,
+      params,
+      remoteAddress: conn.remoteAddress,
+      clientAddress: this.clientAddressOf(conn.remoteAddress, request.headers['x-forwarded-for']),
+      secure: (conn.socket as Socket & { encrypted?: boolean }).encrypted === true,
+    };
+    for (const policy of endpoint.policies) {
+      const outcome = policy(upgrade);
+      if (isRejection(outcome)) return Verdict.of(outcome);
+    }
+    if (endpoint.authorize === undefined) return accept(undefined);
+    const decided = endpoint.authorize(upgrade);
+    if (isThenable(decided)) return Promise.resolve(decided).then((value) => (isRejection(value) ? Verdict.of(value) : accept(value)));
+    return isRejection(decided) ? Verdict.of(decided) : accept(decided);
+  }
+
+  /** A user callback failed: this handshake gets 500, and the error is reported; nothing else is affected. */
+  private failed(conn: Connection, error: unknown): Verdict {
+    this.reportError(conn, error);
+    return Verdict.refuse(500, 'internal server error');
+  }
+
+  private respond(conn: Connection, verdict: Verdict, later: boolean): void {
+    const protocol = conn.protocol as ServerProtocol;
+    // An async decision may come after the deadline dropped the socket, or after close().
+    if (conn.socket.destroyed || protocol.responseStatus !== null) return;
+    conn.clearDeadline();
+    const response = verdict.response ?? protocol.reject(verdict.rejection!.status, verdict.rejection!.body, verdict.rejection!.headers);
     protocol.sendResponse(response);
     if (protocol.state === State.OPEN) {
       this.handshaking.delete(conn);
-      this.connections.add(conn);
+      this.connections.add(conn as WSConnection<unknown> as WSConnection<D>);
+      conn.prepare(verdict.endpoint!.settings, verdict.data, verdict.params);
       conn.open();
     }
+    if (later) conn.handshakeAnswered();
   }
 
-  private decide(protocol: ServerProtocol, request: HandshakeRequest): HandshakeResponse {
-    if (this.options.path !== undefined && request.path !== this.options.path) {
-      return protocol.reject(404, `no WebSocket endpoint at ${request.path}`);
-    }
-    if (this.connections.size >= this.settings.maxConnections) return protocol.reject(503, 'too many connections');
-    return protocol.accept(request);
+  private findEndpoint(path: string): { endpoint: Endpoint; params: Record<string, string> } | null {
+    const routed = this.routes.match(path);
+    if (routed !== null) return { endpoint: routed.value, params: routed.params };
+    if (this.defaultEndpoint === null) return null;
+    if (this.options.path !== undefined && path !== this.options.path) return null;
+    return { endpoint: this.defaultEndpoint, params: {} };
   }
 
   private reportError(conn: WSConnection, error: unknown): void {
     const wrapped = error instanceof Error ? error : new Error(String(error));
     try {
-      if (this.handler.onError) this.handler.onError(conn, wrapped);
+      const onError = this.handler?.onError;
+      if (onError) onError.call(this.handler, conn as WSConnection<D>, wrapped);
       else console.error(wrapped);
     } catch (nested) {
       console.error(nested);
@@ -196,13 +372,45 @@ export class Server {
   }
 }
 
+/** How a handshake is answered: a response to send (and, for a 101, what the connection opens with). */
+class Verdict {
+  constructor(
+    readonly response: HandshakeResponse | null,
+    readonly endpoint: Endpoint | null,
+    readonly data: unknown,
+    readonly params: Readonly<Record<string, string>>,
+    readonly rejection: Rejection | null = null,
+  ) {}
+
+  static of(rejection: Rejection): Verdict {
+    return new Verdict(null, null, undefined, {}, rejection);
+  }
+
+  static refuse(status: number, body: string): Verdict {
+    return Verdict.of(new Rejection(status, body));
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
 /**
  * Listen on `host:port` and call `handler` for every connection. Resolves
  * once listening. `handler` is `(conn, message) => …` or
  * `{ onOpen, onMessage, onClose, onError }`.
  */
-export async function serve(handler: Handler, host: string, port: number, options: ServeOptions = {}): Promise<Server> {
-  const server = new Server(handler, options);
+export async function serve<D = unknown>(handler: Handler<D>, host: string, port: number, options: ServeOptions<D> = {}): Promise<Server<D>> {
+  const server = new Server<D>(handler, options);
   await server.listen(host, port);
   return server;
+}
+
+/**
+ * Take the WebSocket upgrades of an `http`/`https` server, leaving every
+ * other request to it. `handler` serves every path; pass null and add
+ * routes with `.route()` to serve only those.
+ */
+export function attach<D = unknown>(httpServer: HttpServer, handler: Handler<D> | null, options: ServeOptions<D> = {}): Server<D> {
+  return new Server<D>(handler, options).attach(httpServer);
 }

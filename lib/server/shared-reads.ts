@@ -44,7 +44,7 @@ const buffers = new Map<number, Buffer>();
  * read is parsed (what is kept, copied) before the next one can start. Null for 0 (Node reads).
  */
 export function sharedReadBuffer(size: number): Buffer | null {
-  if (!(Number.isSafeInteger(size) && size >= 0)) throw new RangeError('readBufferSize must be a whole number of bytes, 0 or more');
+  checkReadBufferSize(size);
   if (size === 0) return null;
   let buffer = buffers.get(size);
   if (buffer === undefined) {
@@ -53,6 +53,10 @@ export function sharedReadBuffer(size: number): Buffer | null {
     lendReads(buffer);
   }
   return buffer;
+}
+
+export function checkReadBufferSize(size: number): void {
+  if (!(Number.isSafeInteger(size) && size >= 0)) throw new RangeError('readBufferSize must be a whole number of bytes, 0 or more');
 }
 
 /** Node calls it as a method of the socket that read (`socket[kBufferCb](nread, buffer)`). */

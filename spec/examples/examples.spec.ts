@@ -88,3 +88,42 @@ test('examples/sans-io: the core answers the handshake and echoes a frame withou
   assert.match(run.stdout, /frame: 81024869/);
   assert.match(run.stdout, /state: OPEN/);
 });
+
+test("examples/ballerina-echo: the REST base path and the WebSocket under it share the HTTP port; text echoes; SIGTERM stops it", { timeout: 20_000 }, async () => {
+  const { child, url } = await startExample('ballerina-echo');
+  try {
+    const { origin } = new URL(url);
+    const http = origin.replace('ws://', 'http://');
+    const rest = await fetch(`${http}/test`);
+    assert.equal(rest.status, 200);
+    assert.deepEqual(await rest.json(), { service: 'helloWorld', websocket: '/test/websocket' });
+    const conn = await connect(`${origin}/test/websocket`);
+    await conn.sendText('hello ballerina');
+    assert.equal(await withTimeout(conn.receive(), 2000, 'echo'), 'hello ballerina');
+    await conn.sendBinary(Buffer.from([1]));
+    assert.equal((await withTimeout(conn.closed, 2000, 'close')).code, 1003);
+    await assert.rejects(connect(`${origin}/websocket`), /404/);
+  } finally {
+    assert.equal(await stop(child), 0);
+  }
+});
+
+test('examples/resonance: a page and WebSockets on one port, the jsonrpc subprotocol mandatory', { timeout: 20_000 }, async () => {
+  const { child, url } = await startExample('resonance');
+  try {
+    const { origin } = new URL(url);
+    const page = await fetch(origin.replace('ws://', 'http://') + '/');
+    assert.match(await page.text(), /share this port/);
+    await assert.rejects(connect(`${origin}/`), /400/);
+    const conn = await connect(`${origin}/`, { subprotocols: ['jsonrpc'] });
+    assert.equal(conn.subprotocol, 'jsonrpc');
+    await conn.sendText('{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}');
+    assert.deepEqual(JSON.parse((await withTimeout(conn.receive(), 2000, 'answer')) as string), {
+      protocol: 'jsonrpc',
+      received: '{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}',
+    });
+    conn.close();
+  } finally {
+    assert.equal(await stop(child), 0);
+  }
+});
