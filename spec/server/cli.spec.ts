@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { connect } from '../../lib/index.js';
+import { selfSignedCertificate } from '../support.js';
 import { assertSameBytes, clientFrame, closeOf, delay, MiB, patternBytes, RawPeer, reapCli as reap, runCli as run, startEchoCli as startEcho, withTimeout, WSClient } from './helpers.js';
 
 test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
@@ -124,6 +126,35 @@ test('resound echo --max-fragments 2 refuses a message in 3 frames with 1008; ba
     assert.notEqual(exit.code, 0);
     assert.match(bad.stderr(), new RegExp(flag));
   }
+});
+
+test('resound echo --tls-cert --tls-key serves wss://; one without the other fails', { timeout: 30_000 }, async (t) => {
+  const { certPath, keyPath, cert } = selfSignedCertificate();
+  const child = run(['echo', '--port', '0', '--tls-cert', certPath, '--tls-key', keyPath]);
+  reap(t, child);
+  const url = await withTimeout(
+    new Promise<string>((resolve) => {
+      const check = (): void => {
+        const match = /listening on (wss:\/\/127\.0\.0\.1:\d+)/.exec(child.stdout());
+        if (match) resolve(match[1]!);
+      };
+      child.proc.stdout.on('data', check);
+      check();
+    }),
+    10_000,
+    'resound echo to print its wss:// URL',
+  );
+  const conn = await connect(url, { ca: cert });
+  await conn.sendText('over tls');
+  assert.equal(await withTimeout(conn.receive(), 5000, 'echo'), 'over tls');
+  conn.close();
+  await withTimeout(conn.closed, 5000, 'close');
+  child.proc.kill('SIGTERM');
+  assert.deepEqual(await withTimeout(child.exited, 8000, 'exit'), { code: 0, signal: null });
+  const half = run(['echo', '--port', '0', '--tls-cert', certPath]);
+  reap(t, half);
+  assert.notEqual((await withTimeout(half.exited, 8000, 'exit')).code, 0);
+  assert.match(half.stderr(), /--tls-cert and --tls-key go together/);
 });
 
 /** Resident set size and its peak, in bytes, from /proc/PID/status. */
