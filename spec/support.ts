@@ -52,13 +52,12 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 
 /** Resolves once `condition()` holds, polling every `every` ms; a bounded wait (named `what`) for callbacks on the other side. */
 export async function until(condition: () => boolean, what: string, ms = 5000, every = 5): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!condition()) await delay(every);
-    })(),
-    ms,
-    what,
-  );
+  // The polling stops with the wait: a failed wait must not keep the test file's process alive.
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() >= deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await delay(every);
+  }
 }
 
 // ---------------------------------------------------------------- raw TCP
