@@ -19,8 +19,9 @@
  * keeps those its scenario reports. An echo times every round trip and
  * reports their p50, p90, p99 and p999 in µs.
  *
- * What it sends and expects, byte for byte, matches wire.ts: the request,
- * the fixed mask, the payload pattern, the close frame.
+ * What it sends and expects, byte for byte, matches wire.ts: the request
+ * (with its session cookie), the fixed mask, the payload pattern, the close
+ * frame. It speaks no TLS: the wss scenario is loadgen.ts's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,6 +40,8 @@
 #include <unistd.h>
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
+/* The session cookie of every upgrade request (AUTH_COOKIE in wire.ts): the churn-auth servers require it, the others ignore it. */
+#define AUTH_COOKIE "session=bench"
 #define HEAD_MAX 16384
 #define READ_SIZE (256 * 1024)
 #define SETUP_SECONDS 60.0
@@ -725,7 +728,7 @@ int main(int argc, char **argv) {
   parse_args(argc, argv);
   request_len = (size_t)snprintf(request, sizeof request,
                                  "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                 "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                 "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\nCookie: " AUTH_COOKIE "\r\n\r\n",
                                  port);
   read_buffer = malloc(READ_SIZE);
   epfd = epoll_create1(EPOLL_CLOEXEC);

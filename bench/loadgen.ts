@@ -9,15 +9,21 @@
  * the run instead of scoring.
  *
  *   node dist/bench/loadgen.js --scenario small --port 9001 [--warmup 1] [--duration 5]
- *        [--server-pid PID] [--raw]
+ *        [--server-pid PID] [--raw] [--ca CERT]
+ *
+ * A TLS scenario (wss) connects with node:tls instead, checking the server's
+ * certificate against CERT (the runner's self-signed one; without --ca it is
+ * not checked); the decrypted bytes land in the same shared buffer (`onread`
+ * works on a TLS socket too) and go through the same code.
  *
  * Prints one JSON line (LoadgenResult) on standard output and exits. The
  * fanout scenario's subscribers count their messages the same way, by bytes.
  * Every echo scenario times each round trip (RoundTrips) and reports p50, p90,
  * p99 and p999 in µs.
  */
-import { writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { scenarioNamed, type ChurnScenario, type EchoScenario, type FanoutScenario, type IdleScenario, type LoadgenResult } from './scenarios.js';
@@ -44,10 +50,11 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     'server-pid': { type: 'string' },
     raw: { type: 'boolean', default: false },
+    ca: { type: 'string' },
   },
 });
 if (values.scenario === undefined || values.port === undefined) {
-  process.stderr.write('usage: loadgen --scenario NAME --port PORT [--warmup S] [--duration S] [--server-pid PID] [--raw]\n');
+  process.stderr.write('usage: loadgen --scenario NAME --port PORT [--warmup S] [--duration S] [--server-pid PID] [--raw] [--ca CERT]\n');
   process.exit(2);
 }
 const scenario = scenarioNamed(values.scenario);
@@ -57,6 +64,8 @@ const durationMs = Number(values.duration) * 1000;
 const serverPid = values['server-pid'] === undefined ? null : Number(values['server-pid']);
 /** The raw echo sends our own (masked client) frames back. */
 const rawEcho = values.raw;
+/** The certificate a TLS scenario's server must present; null: not checked. */
+const tlsCa = values.ca === undefined ? null : readFileSync(values.ca);
 /** Connections, handshakes and anything before the measurement must be done by then. */
 const SETUP_MS = 60_000;
 /** fanout: a round (one publish reaching every connection) longer than this fails the run. */
@@ -187,7 +196,7 @@ abstract class Client {
   closing = false;
 
   constructor() {
-    this.socket = connect({
+    const options = {
       host: '127.0.0.1',
       port,
       noDelay: true,
@@ -199,8 +208,15 @@ abstract class Client {
           return true;
         },
       },
-    });
-    this.socket.on('connect', () => this.socket.write(REQUEST));
+    };
+    if (scenario.tls === true) {
+      this.socket = connectTls({ ...options, ...(tlsCa === null ? { rejectUnauthorized: false } : { ca: tlsCa }) });
+      this.socket.setNoDelay(true);
+      this.socket.on('secureConnect', () => this.socket.write(REQUEST));
+    } else {
+      this.socket = connect(options);
+      this.socket.on('connect', () => this.socket.write(REQUEST));
+    }
     this.socket.on('end', () => this.onEnd());
     this.socket.on('error', (error) => this.onError(error));
     this.socket.on('close', () => {

@@ -25,6 +25,11 @@ const NATIVE_LOADGEN_SOURCE = join(BENCH, 'loadgen.c');
 const NATIVE_LOADGEN = join(ROOT, 'dist', 'bench', 'loadgen-c');
 const C_ECHO_SOURCE = join(BENCH, 'servers', 'raw-echo.c');
 const C_ECHO = join(ROOT, 'dist', 'bench', 'raw-echo-c');
+const AUTH_SERVER = join(BENCH, 'servers', 'resound-auth.mjs');
+/** The wss scenario's certificate and key, made afresh by every run that has a TLS scenario (makeCertificate). */
+const TLS_CERT = join(RESULTS, 'tls-cert.pem');
+const TLS_KEY = join(RESULTS, 'tls-key.pem');
+const OPENSSL = '/usr/bin/openssl';
 const SERVER_CORE = 0;
 const LOADGEN_CORE = 1;
 /** Longest wait for the machine to quieten down before a measurement. */
@@ -36,7 +41,7 @@ Usage: npm run bench -- [options]      (builds, then node dist/bench/run.js)
 
 Options:
   --scenario LIST   ${SCENARIOS.map((s) => s.name).join('|')}|all, comma-separated (default all)
-${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).join('\n')}
+${SCENARIOS.map((s) => `                      ${s.name.padEnd(10)} ${s.title}`).join('\n')}
   --servers LIST    ${SERVER_NAMES.join(',')} (default: all that are available)
   --runs N          measurements per scenario and server; the median is reported (default 3)
   --duration S      seconds per measurement (default 5), after --warmup S (default 1)
@@ -46,8 +51,8 @@ ${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).j
                     Before each measurement the runner waits up to ${QUIET_WAIT_MS / 1000} s for the machine to
                     be that quiet.
   --loadgen KIND    c (default): the load generator in C (bench/loadgen.c, compiled here with cc)
-                    for the timed scenarios (echo, churn, fan-out), loadgen.ts for idle;
-                    node: loadgen.ts for all.
+                    for the timed scenarios (echo, churn, fan-out), loadgen.ts for idle and
+                    for wss (loadgen.c speaks no TLS); node: loadgen.ts for all.
                     Without a C compiler the runner uses node and says so.
   --server-env NAME=VALUE
                     an environment variable for every server process (repeatable), e.g.
@@ -59,7 +64,8 @@ ${SCENARIOS.map((s) => `                      ${s.name.padEnd(8)} ${s.title}`).j
 The peers (ws + bufferutil + utf-8-validate, Bun) are installed into bench/node_modules
 on first run (npm run bench:install does it alone). Servers run on core ${SERVER_CORE}, the load
 generator on core ${LOADGEN_CORE} (taskset). Results: bench/results/latest.json, latest.md, chart.svg;
-a run of every scenario also copies the chart to bench/chart.svg.
+a run of every scenario also copies the chart to bench/chart.svg. A run with wss first makes a
+self-signed certificate for 127.0.0.1 with ${OPENSSL} (bench/results/tls-cert.pem, tls-key.pem).
 `;
 
 // ---------------------------------------------------------------- child processes
@@ -227,9 +233,28 @@ function findBun(): { path: string; version: string } | { reason: string } {
   return { reason: 'the npm package bun did not install a working binary into bench/node_modules' };
 }
 
-/** The peer servers' mode argument: fanout for the fan-out scenario, echo for every other. */
-function peerMode(scenario: Scenario): string {
-  return scenario.kind === 'fanout' ? 'fanout' : 'echo';
+/**
+ * The peer servers' mode arguments: fanout for the fan-out scenario, tls with
+ * the certificate and key for a TLS scenario, auth for a scenario whose
+ * handshake goes through a hook, echo for every other.
+ */
+function peerMode(scenario: Scenario): string[] {
+  if (scenario.kind === 'fanout') return ['fanout'];
+  if (scenario.tls === true) return ['tls', TLS_CERT, TLS_KEY];
+  if (scenario.authorize === true) return ['auth'];
+  return ['echo'];
+}
+
+/**
+ * Write a self-signed certificate for 127.0.0.1 and its key into
+ * bench/results/ for this run's TLS scenarios: null, or why there is none.
+ */
+function makeCertificate(): string | null {
+  mkdirSync(RESULTS, { recursive: true });
+  const args = ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2'];
+  const result = spawnSync(OPENSSL, [...args, '-keyout', TLS_KEY, '-out', TLS_CERT], { encoding: 'utf8', timeout: 60_000 });
+  if (result.status === 0 && existsSync(TLS_CERT) && existsSync(TLS_KEY)) return null;
+  return `${OPENSSL} could not make a certificate: ${(result.error?.message ?? result.stderr ?? '').trim().slice(0, 300)}`;
 }
 
 function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSpec> {
@@ -237,15 +262,16 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   const specs = new Map<ServerName, ServerSpec>();
   const cli = join(ROOT, 'dist', 'lib', 'cli.js');
   // `resound room`: every connection subscribes to one topic on open, every message is published to it.
-  const resoundCommand = (scenario: Scenario): string => (scenario.kind === 'fanout' ? 'room' : 'echo');
+  // A hook is not a CLI option: that server is a script on serve() (servers/resound-auth.mjs).
+  const resoundCommand = (port: number, scenario: Scenario): string[] => {
+    if (scenario.authorize === true) return [node, AUTH_SERVER, String(port)];
+    const tls = scenario.tls === true ? ['--tls-cert', TLS_CERT, '--tls-key', TLS_KEY] : [];
+    return [node, cli, scenario.kind === 'fanout' ? 'room' : 'echo', '--host', '127.0.0.1', '--port', String(port), ...tls, '--quiet'];
+  };
   specs.set(
     'resound',
     existsSync(cli)
-      ? {
-          name: 'resound',
-          printsReady: false,
-          command: (port, scenario) => [node, cli, resoundCommand(scenario), '--host', '127.0.0.1', '--port', String(port), '--quiet'],
-        }
+      ? { name: 'resound', printsReady: false, command: resoundCommand }
       : { name: 'resound', printsReady: false, command: null, reason: 'dist/lib/cli.js is missing: npm run build' },
   );
   const peers = ['ws', 'bufferutil', 'utf-8-validate'].map((name) => [name, packageVersion(name)] as const);
@@ -254,7 +280,7 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   specs.set(
     'ws',
     missing.length === 0
-      ? { name: 'ws', printsReady: true, command: (port, scenario) => [node, join(BENCH, 'servers', 'ws-echo.mjs'), String(port), peerMode(scenario)] }
+      ? { name: 'ws', printsReady: true, command: (port, scenario) => [node, join(BENCH, 'servers', 'ws-echo.mjs'), String(port), ...peerMode(scenario)] }
       : { name: 'ws', printsReady: true, command: null, reason: `${missing.join(', ')} not installed in bench/node_modules` },
   );
   const bun = findBun();
@@ -262,10 +288,10 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
   specs.set(
     'bun',
     'path' in bun
-      ? { name: 'bun', printsReady: true, command: (port, scenario) => [bun.path, join(BENCH, 'servers', 'bun-echo.js'), String(port), peerMode(scenario)] }
+      ? { name: 'bun', printsReady: true, command: (port, scenario) => [bun.path, join(BENCH, 'servers', 'bun-echo.js'), String(port), ...peerMode(scenario)] }
       : { name: 'bun', printsReady: true, command: null, reason: bun.reason },
   );
-  specs.set('raw', { name: 'raw', printsReady: true, command: (port, scenario) => [node, join(BENCH, 'servers', 'raw-echo.mjs'), String(port), peerMode(scenario)] });
+  specs.set('raw', { name: 'raw', printsReady: true, command: (port, scenario) => [node, join(BENCH, 'servers', 'raw-echo.mjs'), String(port), ...peerMode(scenario)] });
   const cEcho = compileC(C_ECHO_SOURCE, C_ECHO);
   specs.set(
     'raw-c',
@@ -352,8 +378,14 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
   }
 }
 
-/** The load generator's command line: the C one for echo, churn and fan-out loads when asked for, else loadgen.ts. */
+/**
+ * The load generator's command line: the C one for echo, churn and fan-out
+ * loads when asked for, else loadgen.ts; loadgen.ts always over TLS, which
+ * loadgen.c does not speak (it then checks the server's certificate against
+ * the one made for the run).
+ */
 function loadgenCommand(scenario: Scenario, kind: 'c' | 'node', common: string[]): string[] {
+  if (scenario.tls === true) return [process.execPath, LOADGEN, '--scenario', scenario.name, '--ca', TLS_CERT, ...common];
   if (kind === 'c' && scenario.kind === 'echo') {
     const { connections, inflight, size, binary } = scenario;
     const load = ['--connections', connections, '--inflight', inflight, '--size', size, '--binary', Number(binary)];
@@ -473,6 +505,16 @@ function virtualization(cpuinfo: string): string {
 
 // ---------------------------------------------------------------- main
 
+/** Scenarios that loadgen.ts drives even with --loadgen c: idle (memory, not speed) and TLS (loadgen.c has none). */
+function usesLoadgenTs(scenario: Scenario): boolean {
+  return scenario.kind === 'idle' || scenario.tls === true;
+}
+
+function loadgenTsScenarios(scenarios: readonly Scenario[]): string {
+  const names = scenarios.filter(usesLoadgenTs).map((s) => s.name);
+  return names.length === 0 ? 'none' : names.join(', ');
+}
+
 function parseOptions(argv: string[]): { scenarios: Scenario[]; servers: ServerName[] | null; options: Options } | null {
   const { values } = parseArgs({
     args: argv,
@@ -549,6 +591,9 @@ async function main(): Promise<number> {
   const specs = serverSpecs(versions);
   const servers = parsed.servers ?? [...SERVER_NAMES];
   const info = machine(launcher, versions, options.serverEnv);
+  // One certificate per run, for every TLS scenario of it.
+  const tlsProblem = scenarios.some((s) => s.tls === true) ? makeCertificate() : null;
+  if (tlsProblem !== null) setupNotes.push(`${tlsProblem}; the TLS scenarios are not run`);
 
   console.log(`resound benchmark · Node ${info.node} · ${info.cpu} (${info.cores} cores, ${info.vm}) · ${info.pinning}`);
   for (const note of setupNotes) console.log(`note: ${note}`);
@@ -557,7 +602,9 @@ async function main(): Promise<number> {
     const spec = specs.get(name)!;
     if (spec.command === null) console.log(`note: ${name} not available: ${spec.reason}`);
   }
-  const loadgenText = options.loadgen === 'c' ? 'load generator in C (loadgen.c; idle: loadgen.ts)' : 'load generator loadgen.ts';
+  const viaTs = scenarios.filter(usesLoadgenTs).map((s) => s.name);
+  const loadgenText =
+    options.loadgen === 'node' ? 'load generator loadgen.ts' : `load generator in C (loadgen.c${viaTs.length === 0 ? '' : `; ${viaTs.join(', ')}: loadgen.ts`})`;
   console.log(`${options.runs} run(s) × ${options.warmup} s warm-up + ${options.duration} s per scenario and server · ${loadgenText}\n`);
 
   const cells = new Map<string, Cell>();
@@ -566,8 +613,9 @@ async function main(): Promise<number> {
     for (const name of servers) {
       const spec = specs.get(name)!;
       const skip = scenario.skip?.[name];
-      const status = spec.command === null ? 'unavailable' : skip !== undefined ? 'skipped' : 'ok';
-      const reason = spec.command === null ? spec.reason : skip;
+      const noTls = scenario.tls === true ? tlsProblem : null;
+      const status = spec.command === null || noTls !== null ? 'unavailable' : skip !== undefined ? 'skipped' : 'ok';
+      const reason = spec.command === null ? spec.reason : noTls ?? skip;
       cells.set(`${scenario.name}/${name}`, { scenario: scenario.name, server: name, status, ...(reason === undefined ? {} : { reason }), runs: [], metrics: {}, loadgenCpu: null, serverCpu: null, otherCpu: null });
     }
     const active = servers.filter((name) => cells.get(`${scenario.name}/${name}`)!.status === 'ok');
@@ -597,7 +645,10 @@ async function main(): Promise<number> {
     durationSeconds: options.duration,
     maxNoisePct: options.maxNoise,
     retries: options.retries,
-    loadgen: options.loadgen === 'c' ? 'loadgen.c for small, latency, medium, large, churn, fanout; loadgen.ts for idle' : 'loadgen.ts',
+    loadgen:
+      options.loadgen === 'c'
+        ? `loadgen.c for ${SCENARIOS.filter((s) => !usesLoadgenTs(s)).map((s) => s.name).join(', ')}; loadgen.ts for ${loadgenTsScenarios(SCENARIOS)}`
+        : 'loadgen.ts',
   });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report.json(), null, 2)}\n`);

@@ -45,6 +45,19 @@ interface BaseScenario {
    * measurements are repeated, and a saturated load generator is flagged.
    */
   timed: boolean;
+  /**
+   * The servers serve wss:// with a certificate the runner generates for the
+   * run (bench/results/tls-*.pem), and the load goes through TLS: loadgen.ts
+   * drives it whatever --loadgen says (loadgen.c speaks no TLS).
+   */
+  tls?: boolean;
+  /**
+   * Every server's handshake goes through an async hook that checks the
+   * session cookie every load generator sends (AUTH_COOKIE in wire.ts) and
+   * refuses without it: resound's `authorize`, ws's async `verifyClient`, a
+   * Bun `fetch` that awaits before `server.upgrade`.
+   */
+  authorize?: boolean;
 }
 
 /**
@@ -188,6 +201,23 @@ export const SCENARIOS: readonly Scenario[] = [
     timed: true,
   },
   {
+    kind: 'echo',
+    name: 'wss',
+    title: '1 KiB text echo over TLS (wss://), 20 connections × 8 in flight',
+    connections: 20,
+    inflight: 8,
+    size: 1024,
+    binary: false,
+    tls: true,
+    metrics: [
+      { key: 'msgPerSec', label: 'wss msg/s', unit: 'msg/s', better: 'higher', format: formatCount },
+      ...roundTripMillis('wss'),
+    ],
+    skip: { raw: 'the raw echo speaks no TLS', 'raw-c': 'the raw echo speaks no TLS' },
+    slack: 20,
+    timed: true,
+  },
+  {
     kind: 'idle',
     name: 'idle',
     title: '10,000 idle connections: server RSS growth per connection',
@@ -206,6 +236,17 @@ export const SCENARIOS: readonly Scenario[] = [
     concurrency: 50,
     metrics: [{ key: 'handshakesPerSec', label: 'handshakes/s', unit: '/s', better: 'higher', format: formatCount }],
     skip: { raw: 'the raw echo has no closing handshake', 'raw-c': 'the raw echo has no closing handshake' },
+    slack: 20,
+    timed: true,
+  },
+  {
+    kind: 'churn',
+    name: 'churn-auth',
+    title: 'churn through an async authorize hook checking a session cookie, 50 concurrent loops',
+    concurrency: 50,
+    authorize: true,
+    metrics: [{ key: 'handshakesPerSec', label: 'auth handshakes/s', unit: '/s', better: 'higher', format: formatCount }],
+    skip: { raw: 'the raw echo has no closing handshake and no hook', 'raw-c': 'the raw echo has no closing handshake and no hook' },
     slack: 20,
     timed: true,
   },

@@ -19,10 +19,18 @@ export const OPCODE_TEXT = 0x1;
 export const OPCODE_BINARY = 0x2;
 export const OPCODE_CLOSE = 0x8;
 
+/**
+ * The session cookie every upgrade request carries (loadgen.c sends the same
+ * line): the servers of the churn-auth scenario (servers/resound-auth.mjs,
+ * ws-echo.mjs and bun-echo.js in auth mode) accept only a request with it, and
+ * every other server ignores it.
+ */
+export const AUTH_COOKIE = 'session=bench';
+
 export function upgradeRequest(port: number): Buffer {
   return Buffer.from(
     `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${AUTH_COOKIE}\r\n\r\n`,
     'latin1',
   );
 }
