@@ -60,3 +60,14 @@ test("configure(): a route's options (subprotocols, maxPayload) apply from then 
   p.sendResponse(p.accept());
   assert.throws(() => p.configure({}), InvalidStateError);
 });
+
+test('refusals carry their RFC 9110 reason phrase (401, 302, 502), not a placeholder', () => {
+  for (const [status, reason] of [[401, 'Unauthorized'], [302, 'Found'], [502, 'Bad Gateway'], [451, 'Unavailable For Legal Reasons']] as const) {
+    const p = new ServerProtocol();
+    p.receiveParsedRequest(GOOD);
+    p.eventsReceived();
+    p.sendResponse(p.reject(status, 'no'));
+    const head = Buffer.concat(p.dataToSend().filter((c) => c.length > 0)).toString('latin1');
+    assert.ok(head.startsWith(`HTTP/1.1 ${status} ${reason}\r\n`), head.split('\r\n')[0]);
+  }
+});
