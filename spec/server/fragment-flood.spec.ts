@@ -17,13 +17,13 @@ const MASK = [0x11, 0x22, 0x33, 0x44];
 /**
  * Bounds that hold on a busy 2-core machine. Server RSS growth: 17–24 MB in
  * most runs, 27–42 MB in about half of them under load (3x failed 3 npm test
- * runs in 10, and would have failed 6 of the next 10); holding every fragment
+ * runs in 10, and would have failed 7 of the next 10); holding every fragment
  * as its own piece (the build before the payload collector) grew it by 1.4 GB.
  */
 const MAX_RSS_GROWTH = 10 * FRAGMENTS;
 /**
  * The slowest bystander round: under 0.3 s on an idle machine, up to 1.3 s
- * under load (1 s failed 1 run in 10). Without fair reads (maxReadPerTurn
+ * under load (1 s failed 1 run in 10, then 3 in 10). Without fair reads (maxReadPerTurn
  * unbounded) a round waits behind whole reads of the flood, 0.7–2.3 s, no
  * slower than the slowest fair round under load; what tells them apart is
  * that only 1–2 rounds run during the flood against 9–13 with fair reads,
