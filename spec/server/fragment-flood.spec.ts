@@ -23,11 +23,12 @@ const MASK = [0x11, 0x22, 0x33, 0x44];
 const MAX_RSS_GROWTH = 10 * FRAGMENTS;
 /**
  * The slowest bystander round: under 0.3 s on an idle machine, up to 1.3 s
- * under load (1 s failed 1 run in 10, then 3 in 10). Without fair reads (maxReadPerTurn
- * unbounded) a round waits behind whole reads of the flood, 0.7–2.3 s, no
- * slower than the slowest fair round under load; what tells them apart is
- * that only 1–2 rounds run during the flood against 9–13 with fair reads,
- * whatever the machine's speed: the count of rounds catches it.
+ * under load (1 s failed 1 npm test run in 10, and would have failed 3 of
+ * the next 10). Without fair reads (maxReadPerTurn unbounded) a round waits
+ * behind whole reads of the flood, 0.7–2.3 s, no slower than the slowest
+ * fair round under load; what tells them apart is that only 1–2 rounds run
+ * during the flood against 7–13 with fair reads, whatever the machine's
+ * speed: the count of rounds catches it.
  */
 const MAX_BYSTANDER_MS = 3000;
 const MIN_BYSTANDER_ROUNDS = 3;
