@@ -5,6 +5,7 @@
  * stops both by PID. Then medians, the table, bench/results/latest.{json,md}
  * and bench/results/chart.svg.
  */
+import { killAll, killChildrenOnExit, track, untrack } from './children.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -80,26 +81,8 @@ interface Child {
   running: boolean;
 }
 
-/** Every child started and not yet seen to exit, by PID. */
-const children = new Map<number, Child>();
 
-function killAll(): void {
-  for (const pid of children.keys()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\nbench: ${signal}, stopping ${children.size} child process(es)\n`);
-    killAll();
-    process.exit(130);
-  });
-}
+killChildrenOnExit('bench');
 
 interface Launcher {
   /** taskset present and ≥ 2 cores. */
@@ -124,12 +107,12 @@ function launch(argv: string[], core: number, launcher: Launcher, extraEnv: Reco
     exited: new Promise((resolveExit) => {
       proc.on('exit', (code) => {
         child.running = false;
-        children.delete(child.pid);
+        untrack(child.pid);
         resolveExit(code);
       });
     }),
   };
-  children.set(child.pid, child);
+  track(child.pid, child);
   const keep = (text: string): string => (text.length > 8192 ? text.slice(-8192) : text);
   proc.stdout!.on('data', (chunk: Buffer) => (child.stdout = keep(child.stdout + chunk.toString())));
   proc.stderr!.on('data', (chunk: Buffer) => (child.stderr = keep(child.stderr + chunk.toString())));

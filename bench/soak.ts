@@ -8,6 +8,7 @@
  * connection objects. Exit 0 only when nothing leaked and the load saw no
  * error; the figures go to bench/results/soak.json.
  */
+import { killAll, killChildrenOnExit, track, untrack } from './children.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release } from 'node:os';
@@ -114,23 +115,7 @@ interface Child {
 
 const children = new Map<number, Child>();
 
-function killAll(): void {
-  for (const pid of children.keys()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\nsoak: ${signal}, stopping ${children.size} child process(es)\n`);
-    killAll();
-    process.exit(130);
-  });
-}
+killChildrenOnExit('soak');
 
 const pin = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 /** The soft descriptor limit, raised in the children (exec keeps the PID) when too low for the connections. */
@@ -154,11 +139,13 @@ function launch(name: string, script: string, args: string[], core: number): Chi
     exited: new Promise((resolveExit) => {
       proc.on('exit', (code) => {
         child.running = false;
+        untrack(child.pid);
         children.delete(child.pid);
         resolveExit(code);
       });
     }),
   };
+  track(child.pid, child);
   children.set(child.pid, child);
   proc.stderr!.on('data', (chunk: Buffer) => {
     child.stderr += chunk.toString();

@@ -10,6 +10,7 @@
 //   auth: the echo, with an async fetch that, a microtask later, upgrades a request
 //     whose Cookie has session=bench (AUTH_COOKIE in bench/wire.ts) and answers any
 //     other 401, as servers/resound-auth.mjs and ws-echo.mjs's auth mode do.
+import { sessionOf } from './session.mjs';
 const port = Number(process.argv[2]);
 const mode = process.argv[3] ?? 'echo';
 if (!['echo', 'fanout', 'tls', 'auth'].includes(mode)) {
@@ -18,15 +19,6 @@ if (!['echo', 'fanout', 'tls', 'auth'].includes(mode)) {
 }
 const ROOM = 'room';
 
-/** The value of the `session` cookie in a Cookie header, or null. */
-function sessionOf(cookie) {
-  if (typeof cookie !== 'string') return null;
-  for (const pair of cookie.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === 'session') return pair.slice(eq + 1).trim();
-  }
-  return null;
-}
 
 let tls;
 if (mode === 'tls') {

@@ -5,6 +5,7 @@
 // (AUTH_COOKIE in bench/wire.ts), with { user } as the connection's data, and
 // refuses any other with 401, as ws-echo.mjs's auth mode does with verifyClient.
 import { reject, serve } from '../../dist/lib/index.js';
+import { sessionOf } from './session.mjs';
 
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -12,15 +13,6 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   process.exit(2);
 }
 
-/** The value of the `session` cookie in a Cookie header, or null. */
-function sessionOf(cookie) {
-  if (typeof cookie !== 'string') return null;
-  for (const pair of cookie.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === 'session') return pair.slice(eq + 1).trim();
-  }
-  return null;
-}
 
 const maxPayload = 64 * 1024 * 1024;
 await serve((conn, message) => void conn.send(message), '127.0.0.1', port, {

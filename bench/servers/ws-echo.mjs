@@ -18,6 +18,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { WebSocket, WebSocketServer } from 'ws';
+import { sessionOf } from './session.mjs';
 
 const require = createRequire(import.meta.url);
 // ws uses these when it can load them; fail loudly rather than measure ws without them.
@@ -38,15 +39,6 @@ if (!['echo', 'fanout', 'tls', 'auth'].includes(mode)) {
 }
 const limits = { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 };
 
-/** The value of the `session` cookie in a Cookie header, or null. */
-function sessionOf(cookie) {
-  if (typeof cookie !== 'string') return null;
-  for (const pair of cookie.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === 'session') return pair.slice(eq + 1).trim();
-  }
-  return null;
-}
 
 let server;
 if (mode === 'echo' || mode === 'fanout') {
