@@ -442,7 +442,14 @@ export abstract class Protocol {
           head !== undefined &&
           head.length - r.headOffset >= r.payloadLength
         ) {
-          this.readWholeMessage(head, r.headOffset, r.payloadLength);
+          // A binary message is handed out as a view, which the application may keep: a lent read is
+          // copied once, from here to its end, and parsed on from the copy (one copy per read, not
+          // one allocation per message; text is decoded straight out of the read).
+          if (r.opcode === Opcode.BINARY && this.has(LENT)) {
+            this.flags &= ~LENT;
+            r.copyOut();
+          }
+          this.readWholeMessage(r.head!, r.headOffset, r.payloadLength);
           continue;
         }
         r.payloadRemaining = r.payloadLength;
@@ -485,12 +492,6 @@ export abstract class Protocol {
       const ascii = unmaskAscii(chunk, start, end, r.masked ? r.maskKey : null);
       if (ascii) data = chunk.toString('latin1', start, end);
       else data = this.decodeText(chunk.subarray(start, end));
-    } else if (r.opcode === Opcode.BINARY && this.has(LENT)) {
-      // The application may keep a binary message: copied out of the lent read, unmasked on the way.
-      const copy = Buffer.allocUnsafe(length);
-      if (r.masked) maskInto(chunk.subarray(start, end), copy, 0, r.maskKey, 0);
-      else chunk.copy(copy, 0, start, end);
-      data = copy;
     } else {
       const view = chunk.subarray(start, end);
       if (r.masked) maskWithKey(view, r.maskKey, 0);
