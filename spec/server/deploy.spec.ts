@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { attach, connect, HandshakeError, reject, Server, serve, type WSConnection } from '../../lib/index.js';
-import { allowOrigins, blockAddresses } from '../../lib/server/policies.js';
+import { allowAddresses, allowOrigins, blockAddresses } from '../../lib/server/policies.js';
 import { selfSignedCertificate } from '../support.js';
 import { handshakeRequest, RawPeer, runPythonPeer, until, withTimeout, WSClient } from './helpers.js';
 
@@ -247,11 +247,13 @@ test('requireSubprotocol: a handshake offering none of ours is refused with 400 
   }
 });
 
-test('policies over real sockets: allowed origins, an IPv6 block list on ::1', { timeout: 30_000 }, async () => {
+test('policies over real sockets: allowed origins, IPv6 allow and block lists on ::1', { timeout: 30_000 }, async () => {
   const server = new Server(null)
     .route('/app', (conn, message) => conn.send(message), { policies: [allowOrigins(['https://app.example.com', 'https://*.example.org'])] })
     .route('/blocked', (conn, message) => conn.send(message), { policies: [blockAddresses(['::1/128'])] })
-    .route('/open', (conn, message) => conn.send(message), { policies: [blockAddresses(['2001:db8::/32'])] });
+    .route('/open', (conn, message) => conn.send(message), { policies: [blockAddresses(['2001:db8::/32'])] })
+    .route('/local', (conn, message) => conn.send(message), { policies: [allowAddresses(['::1/128', '127.0.0.0/8'])] })
+    .route('/elsewhere', (conn, message) => conn.send(message), { policies: [allowAddresses(['2001:db8::/32', '10.0.0.0/8'])] });
   await server.listen('::1', 0);
   const base = `ws://[::1]:${server.address().port}`;
   try {
@@ -261,6 +263,8 @@ test('policies over real sockets: allowed origins, an IPv6 block list on ::1', {
     assert.deepEqual(await python(`${base}/app`, '--origin', 'https://evil.example.com'), { ok: false, status: 403 });
     await assert.rejects(connect(`${base}/blocked`), (error: unknown) => error instanceof HandshakeError && error.status === 403);
     (await connect(`${base}/open`)).close();
+    (await connect(`${base}/local`)).close();
+    await assert.rejects(connect(`${base}/elsewhere`), (error: unknown) => error instanceof HandshakeError && error.status === 403);
   } finally {
     await server.close();
   }
