@@ -816,7 +816,8 @@ function refused(error: unknown): Promise<void> {
   return promise;
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+/** A promise or any object with a callable `then`: what a user callback may return to be waited on. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 

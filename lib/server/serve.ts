@@ -2,7 +2,7 @@ import type { IncomingMessage, Server as PlainHttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Connection, connectionSettings, type ConnectionHandler, type ConnectionOptions, type ConnectionSettings, type HandshakeEvent, type WSConnection } from '../connection.js';
+import { Connection, connectionSettings, isThenable, type ConnectionHandler, type ConnectionOptions, type ConnectionSettings, type HandshakeEvent, type WSConnection } from '../connection.js';
 import { validateRequest, type HandshakeRequest, type HandshakeResponse } from '../protocol/handshake.js';
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
@@ -389,10 +389,6 @@ class Verdict {
   static refuse(status: number, body: string): Verdict {
     return Verdict.of(new Rejection(status, body));
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**
