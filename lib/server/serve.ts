@@ -7,6 +7,7 @@ import { validateRequest, type HandshakeRequest, type HandshakeResponse } from '
 import type { Message } from '../protocol/protocol.js';
 import { State } from '../protocol/protocol.js';
 import { ServerProtocol, type ServerProtocolOptions } from '../protocol/server.js';
+import { checkProtocolOptions } from '../protocol/protocol.js';
 import { primeAllocator } from '../allocator.js';
 import { TCPListener } from './listener.js';
 import { checkReadBufferSize, DEFAULT_READ_BUFFER_SIZE } from './shared-reads.js';
@@ -86,6 +87,13 @@ interface Endpoint {
 
 const NO_POLICIES: readonly Policy[] = Object.freeze([]);
 
+/** One route as `reconfigure()` takes it: what `route(pattern, handler, options)` is given. */
+export interface RouteDefinition<R = unknown> {
+  pattern: string;
+  handler: Handler<R>;
+  options?: RouteOptions<R>;
+}
+
 /** A WebSocket server: its own listener (`listen`), attached to an HTTP server (`attach`), or fed upgrades (`handleUpgrade`). */
 export class Server<D = unknown> {
   /** Connections that completed the handshake and are not closed yet. */
@@ -96,10 +104,10 @@ export class Server<D = unknown> {
   private listener: TCPListener | null = null;
   private tlsServer: HttpsServer | null = null;
   private readonly attached: Array<{ server: HttpServer; onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }> = [];
-  private readonly settings: ConnectionSettings & { handshakeTimeout: number; maxConnections: number };
+  private settings: ConnectionSettings & { handshakeTimeout: number; maxConnections: number };
   private readonly topics = new TopicRegistry();
-  private readonly routes = new Router<Endpoint>();
-  private readonly defaultEndpoint: Endpoint | null;
+  private routes = new Router<Endpoint>();
+  private defaultEndpoint: Endpoint | null;
   private readonly clientAddressOf: (remote: string, forwardedFor: string | undefined) => string;
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
@@ -111,17 +119,10 @@ export class Server<D = unknown> {
    */
   constructor(
     handler: Handler<D> | null,
-    private readonly options: ServeOptions<D> = {},
+    private options: ServeOptions<D> = {},
   ) {
     this.handler = handler === null ? null : typeof handler === 'function' ? { onMessage: handler } : handler;
-    this.settings = {
-      ...connectionSettings(options),
-      handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
-      maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
-      topics: this.topics,
-      owner: { handshakeReceived: this.handshakeReceived, socketClosed: this.socketClosed },
-      handler: (this.handler ?? {}) as ConnectionHandler,
-    };
+    this.settings = this.serverSettings(options);
     this.defaultEndpoint = this.handler === null ? null : this.endpoint(this.handler, {});
     this.clientAddressOf = trustProxies(options.trustedProxies ?? []);
     checkReadBufferSize(options.readBufferSize ?? DEFAULTS.readBufferSize);
@@ -137,6 +138,43 @@ export class Server<D = unknown> {
     const callbacks = typeof handler === 'function' ? { onMessage: handler } : handler;
     this.routes.add(pattern, this.endpoint(callbacks as unknown as ConnectionHandler<D>, options as unknown as RouteOptions<D>));
     return this;
+  }
+
+  /**
+   * Replace the server's options and every route, for handshakes from now
+   * on: open connections keep the limits and handler they opened with. The
+   * listener's own options (tls, readBufferSize, backlog) stay as they were
+   * at listen(). Everything is checked before anything changes: a throw
+   * (a bad pattern or limit) leaves the server as it was.
+   */
+  reconfigure(options: ServeOptions<D>, routes: readonly RouteDefinition[] = []): void {
+    const previous = { options: this.options, settings: this.settings };
+    try {
+      this.options = options;
+      this.settings = this.serverSettings(options);
+      const router = new Router<Endpoint>();
+      for (const { pattern, handler, options: routeOptions = {} } of routes) {
+        const callbacks = typeof handler === 'function' ? { onMessage: handler } : handler;
+        router.add(pattern, this.endpoint(callbacks as unknown as ConnectionHandler<D>, routeOptions as unknown as RouteOptions<D>));
+      }
+      const defaultEndpoint = this.handler === null ? null : this.endpoint(this.handler, {});
+      checkProtocolOptions(options);
+      this.routes = router;
+      this.defaultEndpoint = defaultEndpoint;
+    } catch (error) {
+      this.options = previous.options;
+      this.settings = previous.settings;
+      throw error;
+    }
+  }
+
+  /**
+   * Serve a socket that is already connected, or any Duplex stream (the
+   * in-memory pair of resound/testing): the handshake is read from it as on
+   * our own listener.
+   */
+  handleSocket(socket: Duplex): void {
+    this.accept(socket as Socket);
   }
 
   /** Listen on `host:port` on a listener of our own (wss:// with the `tls` option). */
@@ -239,9 +277,23 @@ export class Server<D = unknown> {
     return this.closing;
   }
 
+  /** The settings every connection starts with, from the server's options. */
+  private serverSettings(options: ServeOptions<D>): ConnectionSettings & { handshakeTimeout: number; maxConnections: number } {
+    return {
+      ...connectionSettings(options),
+      handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
+      maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+      topics: this.topics,
+      owner: { handshakeReceived: this.handshakeReceived, socketClosed: this.socketClosed },
+      handler: (this.handler ?? {}) as ConnectionHandler,
+    };
+  }
+
   /** An endpoint's shared state, from the server's options with `options` over them. */
   private endpoint(handler: ConnectionHandler<D>, options: RouteOptions<D>): Endpoint {
     const merged: RouteOptions<D> = { ...this.options, ...options };
+    // A bad limit is refused where it is given, not at the first handshake.
+    checkProtocolOptions(merged);
     return {
       protocolOptions: merged,
       settings: { ...this.settings, ...connectionSettings(merged), handler: handler as ConnectionHandler },
