@@ -7,9 +7,22 @@ import { addressText, compactAddress, peerOf, type CompactAddress } from './peer
 import { LARGE_READ, spendReadTurn, type TurnTaker } from './fair-reads.js';
 import { isLent } from './lent-reads.js';
 import { unwatchSend, watchSend, type SendWatched } from './send-timeout.js';
+import { keepaliveWheel, type KeepaliveWheel, type KeptAlive } from './keepalive.js';
+import { TrafficCounters } from './stats.js';
+import { logEvent, wants, type Logger } from './log.js';
 import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
+
+/** Bytes a send takes, as the WHATWG WebSocket does: an ArrayBuffer or any view of one. */
+export type BinaryData = ArrayBufferLike | ArrayBufferView;
+
+/** The bytes of `data` as a Uint8Array over the same memory (no copy). */
+export function bytesOf(data: BinaryData): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return new Uint8Array(data);
+}
 
 /**
  * What user code gets for one connection, on the server and on the client
@@ -17,8 +30,12 @@ export type ConnectionState = (typeof STATE_NAMES)[number];
  * accepted the connection with.
  */
 export interface WSConnection<D = unknown> extends AsyncIterable<Message> {
-  /** What `authorize` returned when it accepted the handshake (undefined without one, and on clients). */
-  readonly data: D;
+  /**
+   * What `authorize` returned when it accepted the handshake (undefined
+   * without one, and on clients); the application may also set it, e.g. in
+   * onOpen. Typed by the server's type parameter: `serve<{ user: string }>`.
+   */
+  data: D;
   /** The route's named parameters (`/rooms/:room` → `{ room: 'blue' }`); empty without routes. */
   readonly params: Readonly<Record<string, string>>;
   /** The opening handshake request (path, query, headers): received on a server, sent on a client. */
@@ -44,9 +61,9 @@ export interface WSConnection<D = unknown> extends AsyncIterable<Message> {
    * throws); an unawaited rejection is harmless.
    */
   sendText(text: string): Promise<void>;
-  sendBinary(data: Uint8Array): Promise<void>;
-  /** Text for a string, binary for bytes. */
-  send(data: string | Uint8Array): Promise<void>;
+  sendBinary(data: BinaryData): Promise<void>;
+  /** Text for a string, binary for bytes (any typed array, DataView or ArrayBuffer, as in the WHATWG API). */
+  send(data: string | BinaryData): Promise<void>;
   ping(data?: Uint8Array | string): Promise<void>;
   /**
    * Receive every message the server publishes to `topic` (`server.publish`,
@@ -68,6 +85,11 @@ export interface WSConnection<D = unknown> extends AsyncIterable<Message> {
   publish(topic: string, data: string | Uint8Array): number;
   /** Start the closing handshake; a no-op once closing. */
   close(code?: number, reason?: string): void;
+  /**
+   * Drop the connection at once, without a closing handshake: the socket is
+   * destroyed, onClose runs now with 1006, and a server forgets it now.
+   */
+  terminate(): void;
   /**
    * The next message, for code that pulls rather than takes callbacks (used
    * when no onMessage callback is set). Rejects with ConnectionClosedError
@@ -113,6 +135,12 @@ export interface ConnectionSettings {
   owner?: ConnectionOwner;
   /** The callbacks, from open() on: a server's handler for all its connections, a client's own. */
   handler?: ConnectionHandler;
+  /** Keepalive pings and idle timeouts (keepalive.ts); absent when both are off. */
+  keepalive: KeepaliveWheel | undefined;
+  /** Where traffic is counted: the server's counters, shared by all its connections. */
+  counters: TrafficCounters;
+  /** Where rare events (timeouts, dropped readers, handler errors) are logged; silent when absent. */
+  logger: Logger | undefined;
 }
 
 /** What the owner of connections (a server, or connect()) is told. */
@@ -146,6 +174,22 @@ export interface ConnectionOptions {
    */
   sendTimeout?: number;
   /**
+   * Milliseconds without anything received before a keepalive ping is sent.
+   * Default 20 000; 0 turns keepalive off.
+   */
+  pingInterval?: number;
+  /**
+   * Milliseconds a keepalive ping may go unanswered (nothing at all received)
+   * before the peer counts as gone: the application sees a close with 1006,
+   * the peer gets 1011 if it still reads. Default 20 000; 0: pings are sent
+   * but never time out.
+   */
+  pingTimeout?: number;
+  /** Milliseconds without a message either way before the connection is closed with 1001. Default 0: never. */
+  idleTimeout?: number;
+  /** Structured logs (lib/log.ts); silent by default. */
+  logger?: Logger;
+  /**
    * Once per process, nudge glibc's malloc into keeping and reusing freed
    * memory, so large messages do not fault fresh pages in all the time
    * (lib/allocator.ts). Default true; up to 32 MiB of freed memory may stay
@@ -155,7 +199,7 @@ export interface ConnectionOptions {
 }
 
 /** The defaults of ConnectionSettings, the same on both sides. */
-const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze({
+const DEFAULT_CONNECTION_SETTINGS = Object.freeze({
   closeTimeout: 5_000,
   maxBufferedAmount: 64 * 1024 * 1024,
   maxQueuedMessages: 16,
@@ -167,6 +211,10 @@ const DEFAULT_CONNECTION_SETTINGS: Readonly<ConnectionSettings> = Object.freeze(
   sendTimeout: 30_000,
 });
 
+/** Keepalive defaults, as python-websockets has them: a dead peer is found within 40 s. */
+export const DEFAULT_PING_INTERVAL = 20_000;
+export const DEFAULT_PING_TIMEOUT = 20_000;
+
 /** ConnectionSettings from user options, each missing one taken from the defaults. */
 export function connectionSettings(options: ConnectionOptions): ConnectionSettings {
   const d = DEFAULT_CONNECTION_SETTINGS;
@@ -177,6 +225,13 @@ export function connectionSettings(options: ConnectionOptions): ConnectionSettin
     pauseReadingAt: options.pauseReadingAt ?? d.pauseReadingAt,
     maxReadPerTurn: options.maxReadPerTurn ?? d.maxReadPerTurn,
     sendTimeout: options.sendTimeout ?? d.sendTimeout,
+    keepalive: keepaliveWheel({
+      pingInterval: options.pingInterval ?? DEFAULT_PING_INTERVAL,
+      pingTimeout: options.pingTimeout ?? DEFAULT_PING_TIMEOUT,
+      idleTimeout: options.idleTimeout ?? 0,
+    }),
+    counters: new TrafficCounters(),
+    logger: options.logger,
   };
 }
 
@@ -305,7 +360,7 @@ const NO_HANDLER: ConnectionHandler = Object.freeze({});
  * protocol, runs the close timer, and calls the user's handler. It never
  * re-checks protocol rules.
  */
-export class Connection implements WSConnection, TurnTaker, SendWatched {
+export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAlive {
 
   /**
    * OPENED | CLOSED | DISPATCHING | …: one small integer instead of a field per
@@ -319,6 +374,11 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
   private extra: Extras | null = null;
   /** Learnt once connected and kept (the port in `flags`): after a reset the socket no longer knows its peer. */
   private peerAddress: CompactAddress = '';
+  // Kept by the keepalive wheel (keepalive.ts): ticks, small integers.
+  seenAt = 0;
+  activeAt = 0;
+  keepDue = -1;
+  pingedAt = -1;
 
   constructor(
     readonly socket: Socket,
@@ -412,24 +472,27 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
     } catch (error) {
       return refused(error);
     }
+    this.sentMessage();
     return this.written();
   }
 
-  sendBinary(data: Uint8Array): Promise<void> {
+  sendBinary(data: BinaryData): Promise<void> {
     try {
-      this.protocol.sendBinary(data);
+      this.protocol.sendBinary(bytesOf(data));
     } catch (error) {
       return refused(error);
     }
+    this.sentMessage();
     return this.written();
   }
 
-  send(data: string | Uint8Array): Promise<void> {
+  send(data: string | BinaryData): Promise<void> {
     try {
-      this.protocol.send(data);
+      this.protocol.send(typeof data === 'string' ? data : bytesOf(data));
     } catch (error) {
       return refused(error);
     }
+    this.sentMessage();
     return this.written();
   }
 
@@ -450,8 +513,16 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
   sendPrepared(message: PreparedMessage): boolean {
     if (this.protocol.state !== State.OPEN) return false;
     this.protocol.sendPrepared(message);
+    this.sentMessage();
     if (!this.has(DISPATCHING)) this.flush();
     return true;
+  }
+
+  /** Count a message sent; it also keeps the connection from idling out. */
+  private sentMessage(): void {
+    this.settings.counters.messagesSent++;
+    const wheel = this.settings.keepalive;
+    if (wheel !== undefined) this.activeAt = wheel.tick;
   }
 
   subscribe(topic: string): void {
@@ -488,6 +559,49 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
     }
   }
 
+  terminate(): void {
+    if (this.has(CLOSED)) return;
+    this.socket.destroy();
+    // Now, not at the socket's 'close' event: onClose runs and the server forgets the connection at once.
+    this.socketClosed();
+  }
+
+  /** The keepalive wheel's ping (not the application's: no promise, not reported to onPong). */
+  keepalivePing(): boolean {
+    if (this.protocol.state !== State.OPEN) return false;
+    this.protocol.sendPing();
+    this.settings.counters.pingsSent++;
+    if (!this.has(DISPATCHING)) this.flush();
+    return true;
+  }
+
+  /** Nothing came back within pingTimeout: tell the peer (1011) if it still reads, and drop it now. */
+  keepaliveLost(): void {
+    this.settings.counters.pingTimeouts++;
+    logEvent(this.settings.logger, 'warn', 'ping-timeout', 'no answer to a keepalive ping: dropping the connection', this.logFields());
+    if (this.protocol.state === State.OPEN) {
+      this.protocol.sendClose(1011, 'keepalive ping timeout');
+      this.flush();
+    }
+    this.terminate();
+  }
+
+  idleTimedOut(): void {
+    this.settings.counters.idleTimeouts++;
+    logEvent(this.settings.logger, 'info', 'idle-timeout', 'no message either way for idleTimeout: closing', this.logFields());
+    this.close(1001, 'idle timeout');
+  }
+
+  /** The logger of the connection's endpoint (the server logs opens and closes with it). */
+  get settingsLogger(): Logger | undefined {
+    return this.settings.logger;
+  }
+
+  /** Who the connection is, for log records. */
+  logFields(): { remoteAddress: string; remotePort: number; path: string | undefined } {
+    return { remoteAddress: this.remoteAddress, remotePort: this.remotePort, path: this.protocol.request?.path };
+  }
+
   receive(): Promise<Message> {
     const inbox = this.extra?.inbox;
     if (inbox != null && inbox.length > 0) {
@@ -520,6 +634,10 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
     return this.extra?.data;
   }
 
+  set data(value: unknown) {
+    this.extras.data = value;
+  }
+
   get params(): Readonly<Record<string, string>> {
     return this.extra?.params ?? NO_PARAMS;
   }
@@ -540,6 +658,7 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
   /** Start calling the settings' handler: the handshake is done and the connection is OPEN. */
   open(): void {
     this.flags |= OPENED;
+    this.settings.keepalive?.add(this);
     this.call(this.handler.onOpen, undefined, undefined);
   }
 
@@ -560,14 +679,19 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
       const eof = isEof(chunks[chunks.length - 1]!);
       const dataChunks = eof ? chunks.length - 1 : chunks.length;
       if (dataChunks > 1) socket.cork();
+      let bytes = 0;
       for (let i = 0; i < dataChunks; i++) {
+        bytes += chunks[i]!.length;
         // The batch's promise settles with the write of its last data chunk.
         if (i === dataChunks - 1 && batch !== null) socket.write(chunks[i]!, (error) => settle(batch, error, socket));
         else socket.write(chunks[i]!);
       }
       if (dataChunks > 1) socket.uncork();
+      this.settings.counters.bytesSent += bytes;
       if (eof) this.closeOurSide(batch);
       if (socket.writableLength > this.settings.maxBufferedAmount) {
+        this.settings.counters.droppedOverBuffer++;
+        logEvent(this.settings.logger, 'warn', 'slow-reader', 'over maxBufferedAmount queued: dropping the connection', this.logFields());
         this.reportError(new WebSocketError(`over ${this.settings.maxBufferedAmount} bytes queued: the peer reads too slowly`));
         socket.destroy();
         return;
@@ -633,6 +757,9 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
 
   /** Called by the shared socket listeners. */
   receiveBytes(chunk: Buffer): void {
+    const settings = this.settings;
+    settings.counters.bytesReceived += chunk.length;
+    if (settings.keepalive !== undefined) this.seenAt = settings.keepalive.tick;
     this.protocol.receiveData(chunk, isLent(chunk));
     this.dispatch();
     if (chunk.length >= LARGE_READ && spendReadTurn(this, chunk.length, this.settings.maxReadPerTurn) && !this.has(PAUSED_FOR_TURN | CLOSED)) {
@@ -685,6 +812,9 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
   }
 
   private deliver(message: Message): void {
+    const settings = this.settings;
+    settings.counters.messagesReceived++;
+    if (settings.keepalive !== undefined) this.activeAt = settings.keepalive.tick;
     if (this.handler.onMessage !== undefined) {
       this.call(this.handler.onMessage, message, undefined);
       return;
@@ -713,6 +843,8 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
 
   /** Queued output made no progress for sendTimeout (send-timeout.ts): report, then drop the socket. */
   sendStalled(waitedMs: number): void {
+    this.settings.counters.droppedSendTimeout++;
+    logEvent(this.settings.logger, 'warn', 'slow-reader', 'queued output made no progress for sendTimeout: dropping the connection', this.logFields());
     this.reportError(new SendTimeoutError(this.socket.writableLength, waitedMs));
     this.socket.destroy();
   }
@@ -722,6 +854,7 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
     this.flags |= CLOSED;
     this.clearDeadline();
     unwatchSend(this);
+    this.settings.keepalive?.remove(this);
     this.protocol.receiveEof();
     this.protocol.dataToSend();
     if (this.batch !== null) settle(this.batch, new SocketClosedError('the socket closed before the data was written'), this.socket);
@@ -776,6 +909,7 @@ export class Connection implements WSConnection, TurnTaker, SendWatched {
     // after our close frame, a socket that dropped): the close itself says so, through onClose.
     if ((error instanceof InvalidStateError || error instanceof SocketClosedError) && this.protocol.state !== State.OPEN) return;
     const wrapped = new HandlerError(`handler failed: ${error instanceof Error ? error.message : String(error)}`, error);
+    if (wants(this.settings.logger, 'error')) logEvent(this.settings.logger, 'error', 'handler-error', wrapped.message, { ...this.logFields(), error: wrapped });
     // Without onError a handler bug must still be seen.
     if (this.handler.onError) this.reportError(wrapped);
     else console.error(error);

@@ -1,5 +1,5 @@
 /** resound: a zero-dependency WebSocket server and client for Node.js. */
-export { serve, attach, Server, type Handler, type MessageHandler, type ServeOptions, type RouteOptions, type HttpServer } from './server/serve.js';
+export { serve, attach, Server, type Handler, type MessageHandler, type ServeOptions, type RouteOptions, type HttpServer, type RouteDefinition } from './server/serve.js';
 export { reject, Rejection, type Policy, type Authorize, type UpgradeRequest } from './server/guard.js';
 export { allowOrigins, allowAddresses, blockAddresses, type OriginPolicyOptions, type AddressPolicyOptions } from './server/policies.js';
 export type { TlsOptions } from './server/tls.js';
@@ -14,5 +14,9 @@ export {
   type ConnectionHandler,
   type ConnectionState,
   type ConnectionOptions,
+  type BinaryData,
 } from './connection.js';
+export { lineLogger, jsonLogger, type Logger, type LogLevel, type LogRecord } from './log.js';
+export { renderMetrics, metricsListener, listenMetrics, METRICS_CONTENT_TYPE, type StatsSource } from './metrics.js';
+export type { ServerStats } from './stats.js';
 export * from './protocol/index.js';

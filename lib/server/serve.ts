@@ -17,6 +17,9 @@ import { isRejection, Rejection, type Authorize, type Policy, type UpgradeReques
 import { Router } from './routes.js';
 import { listenTls, type TlsOptions } from './tls.js';
 import { trustProxies } from './policies.js';
+import { CountsByKey, TrafficCounters, type ServerStats } from '../stats.js';
+import { logEvent, wants } from '../log.js';
+import { serveMetricsOn } from '../metrics.js';
 
 /** An `http` or `https` server, whose 'upgrade' events a WebSocket server can take. */
 export type HttpServer = PlainHttpServer | HttpsServer;
@@ -64,6 +67,13 @@ export interface ServeOptions<D = unknown> extends RouteOptions<D> {
    * forwarded. Default none: the TCP peer is the client.
    */
   trustedProxies?: readonly string[];
+  /**
+   * With attach(): answer GET `metricsPath` on the HTTP server with
+   * Prometheus text of `stats()` (in front of the app's request listeners,
+   * which keep every other path). Default: not served; metrics say how busy
+   * the server is, so exposing them is a choice.
+   */
+  metricsPath?: string;
   /** Serve wss:// on the standalone listener: what `tls.createServer` takes (key, cert, ca, passphrase, SNICallback…). */
   tls?: TlsOptions;
 }
@@ -103,7 +113,7 @@ export class Server<D = unknown> {
   private readonly handler: ConnectionHandler<D> | null;
   private listener: TCPListener | null = null;
   private tlsServer: HttpsServer | null = null;
-  private readonly attached: Array<{ server: HttpServer; onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }> = [];
+  private readonly attached: Array<{ server: HttpServer; onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; detach: () => void }> = [];
   private settings: ConnectionSettings & { handshakeTimeout: number; maxConnections: number };
   private readonly topics = new TopicRegistry();
   private routes = new Router<Endpoint>();
@@ -111,6 +121,12 @@ export class Server<D = unknown> {
   private readonly clientAddressOf: (remote: string, forwardedFor: string | undefined) => string;
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
+  /** Shared by every connection of every route; kept across reconfigure(). */
+  private readonly counters = new TrafficCounters();
+  private accepted = 0;
+  private abandoned = 0;
+  private readonly refused = new CountsByKey();
+  private readonly closeCodes = new CountsByKey();
 
   /**
    * `handler` serves every path (or `options.path`); null serves only the
@@ -196,7 +212,16 @@ export class Server<D = unknown> {
   attach(server: HttpServer): this {
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgrade(req, socket, head);
     server.on('upgrade', onUpgrade);
-    this.attached.push({ server, onUpgrade });
+    const metricsPath = this.options.metricsPath;
+    const stopMetrics = metricsPath === undefined ? (): void => {} : serveMetricsOn(server, this, metricsPath);
+    this.attached.push({
+      server,
+      onUpgrade,
+      detach: () => {
+        server.off('upgrade', onUpgrade);
+        stopMetrics();
+      },
+    });
     return this;
   }
 
@@ -266,7 +291,7 @@ export class Server<D = unknown> {
     if (this.listener !== null) stopped.push(this.listener.close());
     const tlsServer = this.tlsServer;
     if (tlsServer !== null) stopped.push(new Promise((resolve) => tlsServer.close(() => resolve())));
-    for (const { server, onUpgrade } of this.attached.splice(0)) server.off('upgrade', onUpgrade);
+    for (const { detach } of this.attached.splice(0)) detach();
     const drained = new Promise<void>((resolve) => {
       this.idle = resolve;
     });
@@ -286,6 +311,23 @@ export class Server<D = unknown> {
       topics: this.topics,
       owner: { handshakeReceived: this.handshakeReceived, socketClosed: this.socketClosed },
       handler: (this.handler ?? {}) as ConnectionHandler,
+      counters: this.counters,
+    };
+  }
+
+  /** The server's figures now: connections, handshakes, traffic, closes, keepalive, dropped readers. */
+  stats(): ServerStats {
+    const c = this.counters;
+    return {
+      connections: this.connections.size,
+      handshaking: this.handshaking.size,
+      handshakes: { accepted: this.accepted, refused: this.refused.toRecord(), abandoned: this.abandoned },
+      messages: { received: c.messagesReceived, sent: c.messagesSent },
+      bytes: { received: c.bytesReceived, sent: c.bytesSent },
+      closeCodes: this.closeCodes.toRecord(),
+      pings: { sent: c.pingsSent, timedOut: c.pingTimeouts },
+      idleTimeouts: c.idleTimeouts,
+      dropped: { overBuffer: c.droppedOverBuffer, sendTimeout: c.droppedSendTimeout },
     };
   }
 
@@ -296,7 +338,7 @@ export class Server<D = unknown> {
     checkProtocolOptions(merged);
     return {
       protocolOptions: merged,
-      settings: { ...this.settings, ...connectionSettings(merged), handler: handler as ConnectionHandler },
+      settings: { ...this.settings, ...connectionSettings(merged), handler: handler as ConnectionHandler, counters: this.counters },
       requireSubprotocol: merged.requireSubprotocol ?? false,
       policies: merged.policies ?? NO_POLICIES,
       authorize: merged.authorize as Authorize<unknown> | undefined,
@@ -323,8 +365,20 @@ export class Server<D = unknown> {
   };
 
   private readonly socketClosed = (conn: Connection): void => {
-    // Only one of the two holds it: no need to know which.
-    if (!this.handshaking.delete(conn)) this.connections.delete(conn as WSConnection<unknown> as WSConnection<D>);
+    if (this.handshaking.delete(conn)) {
+      const status = (conn.protocol as ServerProtocol).responseStatus;
+      if (status === null) this.abandoned++;
+      else if (status !== 101) {
+        this.refused.add(status);
+        logEvent(this.settings.logger, 'info', 'refused', `handshake refused with ${status}`, { ...conn.logFields(), status });
+      }
+    } else if (this.connections.delete(conn as WSConnection<unknown> as WSConnection<D>)) {
+      this.closeCodes.add(conn.closeCode);
+      const logger = conn.settingsLogger;
+      if (wants(logger, 'info')) {
+        logEvent(logger, 'info', 'close', `closed with ${conn.closeCode}`, { ...conn.logFields(), code: conn.closeCode, reason: conn.closeReason });
+      }
+    }
     if (this.handshaking.size === 0 && this.connections.size === 0) this.idle?.();
   };
 
@@ -398,7 +452,10 @@ export class Server<D = unknown> {
     if (protocol.state === State.OPEN) {
       this.handshaking.delete(conn);
       this.connections.add(conn as WSConnection<unknown> as WSConnection<D>);
-      conn.prepare(verdict.endpoint!.settings, verdict.data, verdict.params);
+      this.accepted++;
+      const settings = verdict.endpoint!.settings;
+      conn.prepare(settings, verdict.data, verdict.params);
+      if (wants(settings.logger, 'info')) logEvent(settings.logger, 'info', 'open', 'connection open', { ...conn.logFields(), subprotocol: conn.subprotocol });
       conn.open();
     }
     if (later) conn.handshakeAnswered();
@@ -412,8 +469,9 @@ export class Server<D = unknown> {
     return { endpoint: this.defaultEndpoint, params: {} };
   }
 
-  private reportError(conn: WSConnection, error: unknown): void {
+  private reportError(conn: Connection, error: unknown): void {
     const wrapped = error instanceof Error ? error : new Error(String(error));
+    logEvent(this.settings.logger, 'error', 'error', wrapped.message, { ...conn.logFields(), error: wrapped });
     try {
       const onError = this.handler?.onError;
       if (onError) onError.call(this.handler, conn as WSConnection<D>, wrapped);
