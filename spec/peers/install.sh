@@ -7,6 +7,8 @@
 #
 #   Python `websockets` for /usr/bin/python3  Debian package python3-websockets  (spec/server, spec/client)
 #   headless Chromium at /usr/bin/chromium    Debian package chromium            (spec/browser)
+#   the Prometheus text parser for python3    Debian package python3-prometheus-client (spec/server/metrics)
+#   curl, to fetch /metrics as a scraper would Debian package curl               (spec/server/metrics)
 #
 # Silent when everything is present. Installs as root, or through sudo when
 # sudo works without a password; otherwise exits 1 with the command to run.
@@ -20,6 +22,14 @@ missing=()
 
 if ! /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1; then
   missing+=(python3-websockets)
+fi
+
+if ! /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
+  missing+=(python3-prometheus-client)
+fi
+
+if ! command -v curl >/dev/null 2>&1; then
+  missing+=(curl)
 fi
 
 chromium_works() {
@@ -41,7 +51,7 @@ command_line="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "resound tests: missing test peers ($packages) and no apt-get to install them." >&2
-  echo "  Needed: /usr/bin/python3 able to 'import websockets', and Chromium at /usr/bin/chromium." >&2
+  echo "  Needed: /usr/bin/python3 able to 'import websockets' and 'import prometheus_client', curl, and Chromium at /usr/bin/chromium." >&2
   exit 1
 fi
 
@@ -68,6 +78,14 @@ fi
 # Installed is not enough: the peers must work.
 if ! /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "resound tests: python3-websockets was installed, but /usr/bin/python3 still cannot 'import websockets'." >&2
+  exit 1
+fi
+if ! /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
+  echo "resound tests: python3-prometheus-client was installed, but /usr/bin/python3 still cannot 'import prometheus_client.parser'." >&2
+  exit 1
+fi
+if ! command -v curl >/dev/null 2>&1; then
+  echo "resound tests: curl was installed, but is not on PATH." >&2
   exit 1
 fi
 if ! chromium_works; then
