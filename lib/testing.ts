@@ -46,7 +46,11 @@ export interface TestClientOptions<D = unknown> {
   secure?: boolean;
   /** Milliseconds for the handshake, hooks included. Default 10 000. */
   timeout?: number;
-  /** The client's own options: its handler, maxPayload, maxQueuedMessages, closeTimeout, … */
+  /**
+   * The client's own options: its handler, maxPayload, maxQueuedMessages,
+   * closeTimeout, … `pauseReadingAt` defaults to Infinity here: the client
+   * reads whenever the test does, whatever it has queued to send.
+   */
   client?: TestClientConnectionOptions;
 }
 
@@ -130,8 +134,9 @@ function socketGone(socket: MemorySocket): Promise<void> {
  * `HandshakeError` (`status`, `headers`, `body`) when the server refuses, as
  * `connect()` does. No socket or port is used: the bytes go through an
  * in-memory stream pair, and the server's side is a normal connection.
+ * Bad options reject too, as with connect().
  */
-export function testClient<D = unknown>(target: Handler<D> | Server<D>, options: TestClientOptions<D> = {}): Promise<TestClient<D>> {
+export async function testClient<D = unknown>(target: Handler<D> | Server<D>, options: TestClientOptions<D> = {}): Promise<TestClient<D>> {
   let server: Server<D>;
   if (target instanceof Server) {
     if (options.options !== undefined) throw new TypeError('options.options configure a server made from a handler; give your Server its options');
@@ -155,7 +160,9 @@ export function testClient<D = unknown>(target: Handler<D> | Server<D>, options:
     { address: '127.0.0.1', port: secure ? 443 : 80 },
     secure,
   );
-  const settings = connectionSettings(clientOptions);
+  // Reading never waits for our own sends to drain, as in a browser: a test that sends a lot
+  // without awaiting must not stall a server that stops reading until its replies are read.
+  const settings = connectionSettings({ pauseReadingAt: Infinity, ...clientOptions });
   const conn = new TestConnection<D>(clientEnd, protocol, settings, server, serverEnd);
 
   return new Promise<TestClient<D>>((resolve, reject) => {
@@ -169,8 +176,8 @@ export function testClient<D = unknown>(target: Handler<D> | Server<D>, options:
       void socketGone(serverEnd).then(() => reject(error));
     };
     const timeout = options.timeout ?? 10_000;
+    // Not unref'd: no socket keeps the process alive while a test awaits the handshake.
     const timer = setTimeout(() => fail(new WebSocketError(`no WebSocket handshake with ${url.href} within ${timeout} ms`)), timeout);
-    timer.unref();
     settings.owner = {
       socketClosed: () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake')),
       handshakeReceived: (_conn: Connection, event: HandshakeEvent) => {

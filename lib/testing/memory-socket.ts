@@ -5,27 +5,35 @@
  * It keeps the parts of TCP that the connection layer relies on:
  * - delivery is asynchronous (a later turn of the event loop) and in order,
  *   so a write never calls the peer's 'data' listener inside the writer's
- *   own stack, as a kernel never would;
+ *   own stack, as a kernel never would; reads are at most 64 KiB, as Node
+ *   reads an accepted socket, so large messages arrive in pieces;
  * - every write is copied when it is taken, as the kernel copies it: the
  *   writer may reuse its buffer once the write callback ran, and the reader
  *   may keep views of what it read;
- * - flow control: the reader's buffer stands for the kernel's receive
- *   buffer, and while it is full the writer's callbacks wait, so
- *   `writableLength` grows and `writableNeedDrain` is set on the writer as on
- *   a socket whose peer stopped reading;
+ * - flow control: each direction holds a send buffer and a receive buffer
+ *   (SEND_BUFFER, RECEIVE_BUFFER). While both are full (the reader stopped
+ *   reading) the writer's callbacks wait, so `writableLength` grows and
+ *   `writableNeedDrain` is set, as on a socket whose peer stopped reading;
  * - `end()` is a FIN (the peer gets 'end' after the data), `destroy()` a
- *   close: bytes already taken are still delivered, then the peer gets
- *   'end'; a later write by the peer resets it (it closes, no error).
+ *   close: what the send buffer took is still delivered, then the FIN; a
+ *   later write by the peer resets it (it closes, without an error).
  */
 import { Duplex } from 'node:stream';
 
-/** Stands for the kernel's socket buffers: how much a peer that does not read lets in. */
-const RECEIVE_BUFFER = 64 * 1024;
+/** Bytes a write may leave undelivered and still be done, like the kernel's send buffer. */
+const SEND_BUFFER = 512 * 1024;
+/** Bytes a reader that does not read lets in, like the kernel's receive buffer. */
+const RECEIVE_BUFFER = 512 * 1024;
+/** The most one read gives, as Node reads an accepted socket. */
+const READ_SIZE = 64 * 1024;
 
-/** One write on its way: bytes (null: the FIN) and the callback that says the kernel took them. */
+type Callback = (error?: Error | null) => void;
+
+/** One write on its way: bytes (null: the FIN), how much the peer has, and the callback while the write is not done. */
 interface InTransit {
   bytes: Buffer | null;
-  done: ((error?: Error | null) => void) | null;
+  offset: number;
+  done: Callback | null;
 }
 
 /** Where an end of the pair says it is, for `remoteAddress` and friends. */
@@ -38,7 +46,7 @@ export interface Endpoint {
 export class MemorySocket extends Duplex {
   /** A socket of the pair is connected from the start. */
   readonly connecting = false;
-  /** True on the server end of a pair made with `secure` (what `tls.TLSSocket` says). */
+  /** True on the server end of a pair made with `encrypted` (what `tls.TLSSocket` says). */
   readonly encrypted: boolean;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -47,11 +55,13 @@ export class MemorySocket extends Duplex {
   readonly localPort: number;
 
   private peer: MemorySocket | null = null;
-  /** Writes taken but not yet in the peer's buffer, in order. */
+  /** Writes not yet all in the peer's buffer, in order. */
   private transit: InTransit[] = [];
+  /** Bytes of `transit` the peer does not have yet. */
+  private unsent = 0;
+  /** Bytes of writes that are done (what a socket counts as handed to the kernel). */
+  private accepted = 0;
   private scheduled = false;
-  /** Bytes handed to the peer (what a socket counts as written to the kernel). */
-  private delivered = 0;
   /** Our FIN reached the peer: nothing more can go there. */
   private finished = false;
 
@@ -62,18 +72,18 @@ export class MemorySocket extends Duplex {
     this.localPort = local.port;
     this.remoteAddress = remote.address;
     this.remotePort = remote.port;
-    this.remoteFamily = remote.address.includes(':') ? 'IPv6' : 'IPv4';
+    this.remoteFamily = familyOf(remote.address);
     this.encrypted = encrypted;
   }
 
   /** Bytes written so far, queued ones included, as `net.Socket` counts them (send-timeout.ts reads it). */
   get bytesWritten(): number {
-    return this.delivered + this.writableLength;
+    return this.accepted + this.writableLength;
   }
 
   /** What `net.Socket.address()` answers: this end. */
   address(): { address: string; family: string; port: number } {
-    return { address: this.localAddress, family: this.localAddress.includes(':') ? 'IPv6' : 'IPv4', port: this.localPort };
+    return { address: this.localAddress, family: familyOf(this.localAddress), port: this.localPort };
   }
 
   // No Nagle, keep-alive or idle timer in memory: accepted and ignored, as a connected socket would.
@@ -98,21 +108,20 @@ export class MemorySocket extends Duplex {
     this.peer = peer;
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: Callback): void {
     // Copied now: the writer may reuse its buffer once the callback has run.
-    this.transit.push({ bytes: Buffer.from(chunk), done: callback });
-    this.schedule();
+    this.queueWrite(Buffer.from(chunk), callback);
   }
 
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    // A corked batch arrives as one read, as a writev() into the kernel usually does.
-    this.transit.push({ bytes: Buffer.concat(chunks.map((c) => c.chunk)), done: callback });
-    this.schedule();
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: Callback): void {
+    // A corked batch goes as one piece, as a writev() into the kernel does.
+    this.queueWrite(Buffer.concat(chunks.map((c) => c.chunk)), callback);
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    this.transit.push({ bytes: null, done: callback });
+  override _final(callback: Callback): void {
+    this.transit.push({ bytes: null, offset: 0, done: null });
     this.schedule();
+    callback();
   }
 
   override _read(): void {
@@ -120,14 +129,33 @@ export class MemorySocket extends Duplex {
     this.peer?.schedule();
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // What was held back (the peer's buffer was full) is lost; what the peer took stays there, then the FIN.
-    const held = this.transit;
-    this.transit = [{ bytes: null, done: null }];
+  override _destroy(error: Error | null, callback: Callback): void {
+    // The send buffer's bytes still go, then the FIN; a write that was not done is lost.
+    const lost: Callback[] = [];
+    this.transit = this.transit.filter((item) => {
+      if (item.done === null) return true;
+      lost.push(item.done);
+      this.unsent -= item.bytes!.length - item.offset;
+      return false;
+    });
+    if (this.transit.at(-1)?.bytes !== null) this.transit.push({ bytes: null, offset: 0, done: null });
     this.schedule();
     callback(error);
     // These callbacks see a destroyed socket: the connection counts their bytes as lost.
-    for (const item of held) item.done?.();
+    for (const done of lost) done();
+  }
+
+  /** Queue a write; it is done at once while the send buffer has room for it, else once it has. */
+  private queueWrite(bytes: Buffer, callback: Callback): void {
+    this.unsent += bytes.length;
+    const room = this.unsent <= SEND_BUFFER;
+    this.transit.push({ bytes, offset: 0, done: room ? null : callback });
+    this.schedule();
+    if (room) {
+      this.accepted += bytes.length;
+      // Last: Node may start the next write from inside the callback.
+      callback();
+    }
   }
 
   private schedule(): void {
@@ -136,31 +164,59 @@ export class MemorySocket extends Duplex {
     setImmediate(() => this.deliver());
   }
 
-  /** Move what is in transit into the peer's buffer, until the peer's buffer is full. */
+  /**
+   * Move what is in transit into the peer's buffer, in reads of at most
+   * READ_SIZE and while the buffer has room (a full one calls _read() when
+   * it has room again); a waiting write is done once the send buffer has
+   * room for what is left of it.
+   */
   private deliver(): void {
     this.scheduled = false;
     const peer = this.peer;
     while (this.transit.length > 0) {
-      const item = this.transit.shift()!;
+      const item = this.transit[0]!;
+      const bytes = item.bytes;
       if (peer === null || peer.destroyed || this.finished) {
         // Nobody reads on the other side: data sent there resets us (closed, as a socket after an RST), a FIN goes nowhere.
-        if (item.bytes !== null && !this.destroyed) this.destroy();
-        item.done?.();
+        this.transit.shift();
+        if (bytes !== null) this.unsent -= bytes.length - item.offset;
+        const done = item.done;
+        if (bytes !== null && !this.destroyed) this.destroy();
+        done?.();
         continue;
       }
-      let room = true;
-      if (item.bytes === null) {
+      if (bytes === null) {
+        this.transit.shift();
         this.finished = true;
         peer.push(null);
-      } else {
-        room = peer.push(item.bytes);
-        this.delivered += item.bytes.length;
+        continue;
       }
-      item.done?.();
-      // The peer's buffer is full: the rest waits for its _read().
-      if (!room) return;
+      const room = RECEIVE_BUFFER - peer.readableLength;
+      if (room <= 0) return;
+      const size = Math.min(room, READ_SIZE, bytes.length - item.offset);
+      // A view of our own copy: nothing else writes to it.
+      peer.push(bytes.subarray(item.offset, item.offset + size));
+      item.offset += size;
+      this.unsent -= size;
+      if (item.offset === bytes.length) this.transit.shift();
+      this.release();
     }
   }
+
+  /** The waiting write (Node has one at most: the last) is done once the send buffer holds the rest of it. */
+  private release(): void {
+    let waiting: InTransit | undefined;
+    for (const item of this.transit) if (item.done !== null) waiting = item;
+    if (waiting === undefined || this.unsent > SEND_BUFFER) return;
+    const done = waiting.done!;
+    waiting.done = null;
+    this.accepted += waiting.bytes!.length;
+    done();
+  }
+}
+
+function familyOf(address: string): string {
+  return address.includes(':') ? 'IPv6' : 'IPv4';
 }
 
 /**
