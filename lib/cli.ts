@@ -1,31 +1,47 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
+import { lineLogger } from './log.js';
+import { listenMetrics } from './metrics.js';
 import { Server, type Handler } from './server/serve.js';
+import { echoHandler, roomHandler } from './service/builtins.js';
+import { ConfigError } from './service/checker.js';
+import { checkConfig, runService } from './service/run.js';
 
 const HELP = `resound — WebSocket tools
 
 Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
                [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
+               [--ping-interval 20] [--ping-timeout 20] [--idle-timeout 0] [--verbose] [--metrics-port N]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
-  resound room [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
-               [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
+  resound room [same options as echo]
       One room: every connection subscribes to it, and every message a
       client sends is published to every connection, the sender included.
       The target for the fan-out benchmark.
-  resound client ws://host:port/path [--binary] [--subprotocol NAME]
+  resound serve FILE [--host HOST] [--port N] [--no-watch] [--check]
+      A service run from a JSON config file (docs/service.md): listen
+      address, TLS, routes with built-in or module handlers, their limits.
+      Routes and limits are applied again on SIGHUP and when the file
+      changes; SIGINT or SIGTERM closes every connection (1001) and exits.
+  resound client ws://host:port/path [--binary] [--subprotocol NAME] [--header "Name: value"]
+                 [--origin URL] [--ca FILE] [--insecure]
       Console client: sends each line read from standard input as a message
-      (text, or binary with --binary) and prints every message received.
-      End of input (Ctrl-D) closes the connection.
+      (text, or binary with --binary) and prints every message received on
+      standard output; the subprotocol agreed and the close code go to
+      standard error. End of input (Ctrl-D) closes the connection.
   resound --help
 
 Options:
-  --host          echo, room: address to listen on (default 127.0.0.1)
-  --port          echo, room: TCP port (default 9001; 0 picks a free one)
+  --host          echo, room: address to listen on (default 127.0.0.1);
+                  serve: instead of the config's listen.host
+  --port          echo, room: TCP port (default 9001; 0 picks a free one);
+                  serve: instead of the config's listen.port
   --max-payload   largest message in bytes (default 64 MiB, enough for
                   Autobahn's 16 MiB cases)
   --read-buffer-size
@@ -36,50 +52,65 @@ Options:
                   close 1008 (default 0: no limit)
   --send-timeout  echo, room: seconds that queued output may make no progress
                   before the connection is dropped (default 30; 0: never)
+  --ping-interval echo, room: seconds without anything received before a
+                  keepalive ping (default 20; 0: no pings)
+  --ping-timeout  echo, room: seconds a ping may go unanswered before the
+                  connection is dropped (default 20; 0: never)
+  --idle-timeout  echo, room: seconds without a message either way before
+                  the connection is closed with 1001 (default 0: never)
   --tls-cert, --tls-key
                   echo, room: serve wss:// with this certificate (chain) and
                   private key, both PEM files
+  --verbose       echo, room: log one line per connection (and every
+                  timeout or drop) on standard error
+  --metrics-port  echo, room: serve Prometheus metrics on
+                  http://HOST:N/metrics
   --quiet         echo, room: do not print the listening URL
+  --no-watch      serve: reload on SIGHUP only, not when the file changes
+  --check         serve: check the config (handler modules and TLS files
+                  included), print OK and exit, without listening
   --binary        client: send lines as binary messages
   --text          client: send lines as text messages (the default)
   --subprotocol   client: offer this subprotocol (repeatable)
+  --header        client: send this request header, "Name: value"
+                  (repeatable)
+  --origin        client: send this Origin header, as a browser does
+  --ca            client: trust the certificates of this PEM file for wss://
+  --insecure      client: accept any certificate for wss:// (self-signed,
+                  wrong name): testing only
 `;
 
-type Values = {
-  host: string;
-  port: string;
-  'max-payload': string;
-  'read-buffer-size'?: string;
-  'max-fragments'?: string;
-  'send-timeout'?: string;
-  'tls-cert'?: string;
-  'tls-key'?: string;
-  quiet: boolean;
-  binary: boolean;
-  text: boolean;
-  subprotocol?: string[];
-};
+const OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'max-payload': { type: 'string', default: String(64 * 1024 * 1024) },
+  'read-buffer-size': { type: 'string' },
+  'max-fragments': { type: 'string' },
+  'send-timeout': { type: 'string' },
+  'ping-interval': { type: 'string' },
+  'ping-timeout': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  verbose: { type: 'boolean', default: false },
+  'metrics-port': { type: 'string' },
+  quiet: { type: 'boolean', default: false },
+  'no-watch': { type: 'boolean', default: false },
+  check: { type: 'boolean', default: false },
+  binary: { type: 'boolean', default: false },
+  text: { type: 'boolean', default: false },
+  subprotocol: { type: 'string', multiple: true },
+  header: { type: 'string', multiple: true },
+  origin: { type: 'string' },
+  ca: { type: 'string' },
+  insecure: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '9001' },
-      'max-payload': { type: 'string', default: String(64 * 1024 * 1024) },
-      'read-buffer-size': { type: 'string' },
-      'max-fragments': { type: 'string' },
-      'send-timeout': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      quiet: { type: 'boolean', default: false },
-      binary: { type: 'boolean', default: false },
-      text: { type: 'boolean', default: false },
-      subprotocol: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
   const command = positionals[0];
   if (values.help || command === 'help') {
     process.stdout.write(HELP);
@@ -89,9 +120,13 @@ async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(maxPayload) || maxPayload < 0) throw new RangeError(`bad --max-payload ${values['max-payload']}`);
   switch (command) {
     case 'echo':
-      return runServer('echo', (conn, message) => void conn.send(message), values, maxPayload);
+      return runServer('echo', echoHandler, values, maxPayload);
     case 'room':
-      return runServer('room', roomHandler, values, maxPayload);
+      // One room for every connection, whatever its path.
+      return runServer('room', roomHandler(() => 'room'), values, maxPayload);
+    case 'serve':
+      if (positionals[1] === undefined) throw new TypeError('resound serve needs a config file: resound serve resound.json');
+      return serve(positionals[1], values);
     case 'client':
       if (positionals[1] === undefined) throw new TypeError('resound client needs a ws:// or wss:// URL');
       return client(positionals[1], values, maxPayload);
@@ -101,60 +136,108 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-const ROOM = 'room';
+function portOf(flag: string, value: string): number {
+  const port = Number(value);
+  if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --${flag} ${value}: expected a port, 0 to 65535`);
+  return port;
+}
 
-/** Everyone is in the room; whatever one says, everyone hears, the speaker too. */
-const roomHandler: Handler = {
-  onOpen(conn) {
-    conn.subscribe(ROOM);
-  },
-  onMessage(conn, message) {
-    // publish() skips the sender, which hears itself through its own send.
-    conn.publish(ROOM, message);
-    void conn.send(message);
-  },
-};
+/** A flag given in seconds, as milliseconds; undefined when absent. */
+function seconds(values: Values, flag: 'send-timeout' | 'ping-interval' | 'ping-timeout' | 'idle-timeout'): number | undefined {
+  const value = values[flag];
+  if (value === undefined) return undefined;
+  const s = Number(value);
+  if (value.trim() === '' || !Number.isFinite(s) || s < 0) throw new RangeError(`bad --${flag} ${value}: expected seconds, 0 or more`);
+  return Math.round(s * 1000);
+}
+
+function count(values: Values, flag: 'read-buffer-size' | 'max-fragments'): number | undefined {
+  const value = values[flag];
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`bad --${flag} ${value}`);
+  return n;
+}
 
 /** Serve `handler` until SIGINT or SIGTERM, then close every connection. */
 async function runServer(name: string, handler: Handler, values: Values, maxPayload: number): Promise<number> {
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
-  const readBufferSize = values['read-buffer-size'] === undefined ? undefined : Number(values['read-buffer-size']);
-  if (readBufferSize !== undefined && !(Number.isSafeInteger(readBufferSize) && readBufferSize >= 0)) {
-    throw new RangeError(`bad --read-buffer-size ${values['read-buffer-size']}`);
-  }
-  const maxFragments = values['max-fragments'] === undefined ? undefined : Number(values['max-fragments']);
-  if (maxFragments !== undefined && !(Number.isSafeInteger(maxFragments) && maxFragments >= 0)) {
-    throw new RangeError(`bad --max-fragments ${values['max-fragments']}`);
-  }
-  const sendTimeout = values['send-timeout'] === undefined ? undefined : Number(values['send-timeout']) * 1000;
-  if (sendTimeout !== undefined && !(Number.isFinite(sendTimeout) && sendTimeout >= 0)) {
-    throw new RangeError(`bad --send-timeout ${values['send-timeout']}`);
-  }
+  const host = values.host ?? '127.0.0.1';
+  const port = portOf('port', values.port ?? '9001');
+  const metricsPort = values['metrics-port'] === undefined ? undefined : portOf('metrics-port', values['metrics-port']);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new TypeError('--tls-cert and --tls-key go together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) };
   const server = new Server(handler, {
     tls,
     maxPayload,
-    readBufferSize,
-    maxFragments,
-    sendTimeout,
+    readBufferSize: count(values, 'read-buffer-size'),
+    maxFragments: count(values, 'max-fragments'),
+    sendTimeout: seconds(values, 'send-timeout'),
+    pingInterval: seconds(values, 'ping-interval'),
+    pingTimeout: seconds(values, 'ping-timeout'),
+    idleTimeout: seconds(values, 'idle-timeout'),
+    logger: values.verbose ? lineLogger('info') : undefined,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });
-  await server.listen(values.host, port);
-  if (!values.quiet) process.stdout.write(`resound ${name} server listening on ${server.url}\n`);
+  await server.listen(host, port);
+  let metrics: HttpServer | null = null;
+  if (metricsPort !== undefined) {
+    try {
+      metrics = await listenMetrics(server, host, metricsPort);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+  }
+  if (!values.quiet) {
+    process.stdout.write(`resound ${name} server listening on ${server.url}\n`);
+    if (metrics !== null) {
+      const { address, family, port: bound } = metrics.address() as AddressInfo;
+      process.stdout.write(`metrics on http://${family === 'IPv6' ? `[${address}]` : address}:${bound}/metrics\n`);
+    }
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  metrics?.close();
+  metrics?.closeAllConnections();
   await server.close();
   return 0;
 }
 
+async function serve(file: string, values: Values): Promise<number> {
+  if (values.check) {
+    const config = await checkConfig(file);
+    process.stdout.write(`${file}: OK (${config.routes.map((r) => `${r.pattern} → ${r.handler.kind === 'builtin' ? r.handler.name : r.handler.module.written}`).join(', ')})\n`);
+    return 0;
+  }
+  return runService(file, {
+    host: values.host,
+    port: values.port === undefined ? undefined : portOf('port', values.port),
+    watch: !values['no-watch'],
+  });
+}
+
+/** "Name: value" from --header. */
+function header(text: string): [string, string] {
+  const colon = text.indexOf(':');
+  const name = text.slice(0, colon).trim();
+  if (colon <= 0 || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw new TypeError(`bad --header ${JSON.stringify(text)}: expected "Name: value"`);
+  return [name, text.slice(colon + 1).trim()];
+}
+
 async function client(url: string, values: Values, maxPayload: number): Promise<number> {
-  const conn = await connect(url, { maxPayload, subprotocols: values.subprotocol ?? [] });
-  process.stderr.write(`connected to ${url}${conn.subprotocol ? ` (subprotocol ${conn.subprotocol})` : ''}\n`);
+  const conn = await connect(url, {
+    maxPayload,
+    subprotocols: values.subprotocol ?? [],
+    headers: (values.header ?? []).map(header),
+    origin: values.origin,
+    ca: values.ca === undefined ? undefined : readFileSync(values.ca),
+    rejectUnauthorized: !values.insecure,
+  });
+  // Standard error: standard output carries the messages only.
+  process.stderr.write(`connected to ${url} (subprotocol: ${conn.subprotocol ?? 'none'})\n`);
   const lines = createInterface({ input: process.stdin, terminal: false });
   lines.on('line', (line) => {
     if (conn.state !== 'OPEN') return;
@@ -173,7 +256,13 @@ async function client(url: string, values: Values, maxPayload: number): Promise<
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`resound: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (error instanceof ConfigError) {
+      // One `file:line: key: why` per line, as compilers print them, so editors can jump to each.
+      const n = error.problems.length;
+      process.stderr.write(`${error.message}\nresound: ${n} problem${n === 1 ? '' : 's'} in ${error.file}\n`);
+    } else {
+      process.stderr.write(`resound: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
     process.exit(1);
   },
 );
