@@ -127,3 +127,31 @@ test('examples/resonance: a page and WebSockets on one port, the jsonrpc subprot
     assert.equal(await stop(child), 0);
   }
 });
+
+test('examples/operate: echoes, logs each connection on stderr, and serves /metrics beside the app', { timeout: 15_000 }, async () => {
+  const { child, url } = await startExample('operate');
+  let logged = '';
+  child.stderr.on('data', (chunk: Buffer) => (logged += chunk.toString()));
+  try {
+    const conn = await connect(url);
+    await conn.sendText('hi');
+    assert.equal(await withTimeout(conn.receive(), 2000, 'echo'), 'hi');
+    const base = url.replace('ws://', 'http://');
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^resound_connections 1$/m);
+    assert.match(metrics, /^resound_messages_received_total 1$/m);
+    assert.equal(await (await fetch(`${base}/`)).text(), 'the app\n');
+    conn.close();
+    await withTimeout(conn.closed, 2000, 'closed');
+    await withTimeout(
+      (async () => {
+        while (!/INFO close: closed with 1000/.test(logged)) await new Promise((resolve) => setTimeout(resolve, 20));
+      })(),
+      2000,
+      'the close line',
+    );
+    assert.match(logged, /INFO open: connection open remoteAddress=127\.0\.0\.1 remotePort=\d+ path=\//);
+  } finally {
+    assert.equal(await stop(child), 0);
+  }
+});
