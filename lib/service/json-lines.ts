@@ -162,6 +162,8 @@ class Parser {
         return this.literal(at);
       default:
         if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return { kind: 'number', value: this.number(), ...at };
+        // A bare word (yes, True, undefined…): said as such, not as its first letter.
+        if (c !== undefined && /[A-Za-z_]/.test(c)) return this.literal(at);
         return this.fail(c === undefined ? 'unexpected end of file: expected a value' : `expected a value, got ${this.shown()}`);
     }
   }
