@@ -1,12 +1,16 @@
 /**
- * `resound client URL [--binary]`: lines from standard input go out as
+ * `resound client URL [--binary] [--header] [--origin] [--ca] [--insecure]`:
+ * lines from standard input go out as
  * messages; every message received is printed; end of input closes the
  * connection and the process exits 0 after a normal close.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { createServer as createTlsServer } from 'node:tls';
 import { type Message } from '../../lib/index.js';
+import { selfSignedCertificate } from '../support.js';
 import { CLI_PATH, startResound, withTimeout } from './helpers.js';
 
 interface Run {
@@ -114,4 +118,67 @@ test('resound client: an unreachable server makes the process exit 1 with a mess
   assert.equal(run.code, 1);
   assert.match(run.stderr, /^resound: .*ECONNREFUSED/m);
   assert.equal(run.stdout, '');
+});
+
+test('resound client --header (repeatable) and --origin reach the server; the subprotocol agreed is printed on stderr', { timeout: 15_000 }, async () => {
+  const seen: Array<Record<string, string | undefined>> = [];
+  const peer = await startResound(
+    {
+      onOpen(conn) {
+        const { headers } = conn.request;
+        seen.push({ token: headers['x-token'], authorization: headers['authorization'], origin: headers['origin'] });
+      },
+      onMessage: (conn, message) => void conn.send(message),
+    },
+    { subprotocols: ['chat.v2', 'chat.v1'] },
+  );
+  try {
+    const run = await runCli(
+      ['client', `${peer.url}/`, '--header', 'X-Token: abc 123', '--header', 'Authorization:Bearer t0k', '--origin', 'https://app.example.com', '--subprotocol', 'chat.v1'],
+      'hi\n',
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'hi\n', 'standard output has the messages only');
+    assert.deepEqual(seen, [{ token: 'abc 123', authorization: 'Bearer t0k', origin: 'https://app.example.com' }]);
+    assert.match(run.stderr, /^connected to ws:\/\/127\.0\.0\.1:\d+\/ \(subprotocol: chat\.v1\)$/m);
+    assert.match(run.stderr, /^closed: 1000$/m);
+    const none = await runCli(['client', `${peer.url}/`], '');
+    assert.match(none.stderr, /\(subprotocol: none\)/);
+  } finally {
+    await peer.close();
+  }
+});
+
+test('resound client: a malformed --header fails before connecting', { timeout: 10_000 }, async () => {
+  const run = await runCli(['client', 'ws://127.0.0.1:1/', '--header', 'no colon here'], '');
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /^resound: bad --header "no colon here": expected "Name: value"$/m);
+});
+
+test('resound client over wss:// to a self-signed server: --ca FILE and --insecure connect; neither is refused', { timeout: 20_000 }, async () => {
+  const { cert, key, certPath } = selfSignedCertificate();
+  const peer = await startResound((conn, message) => void conn.send(message), { tls: { cert, key } });
+  try {
+    assert.match(peer.url, /^wss:/);
+    for (const flags of [['--ca', certPath], ['--insecure']]) {
+      const run = await runCli(['client', `${peer.url}/`, ...flags], 'secret\n');
+      assert.equal(run.code, 0, `${flags.join(' ')}: ${run.stderr}`);
+      assert.equal(run.stdout, 'secret\n', flags.join(' '));
+    }
+  } finally {
+    await peer.close();
+  }
+  // The refusal is the client's alone, so any TLS server with that certificate shows it. Not
+  // resound's: its wss:// listener is half-open, and a socket the client drops during the TLS
+  // handshake lingers there until Node's 120 s TLS handshake timeout, holding server.close() up.
+  const bare = createTlsServer({ cert, key }, (socket) => socket.destroy());
+  await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+  try {
+    const refused = await runCli(['client', `wss://127.0.0.1:${(bare.address() as AddressInfo).port}/`], 'never sent\n');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^resound: .*self[- ]signed certificate/m);
+    assert.equal(refused.stdout, '');
+  } finally {
+    await new Promise<void>((resolve) => bare.close(() => resolve()));
+  }
 });
