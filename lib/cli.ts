@@ -190,11 +190,13 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
     }
   }
   if (!values.quiet) {
-    process.stdout.write(`resound ${name} server listening on ${server.url}\n`);
+    let lines = `resound ${name} server listening on ${server.url}\n`;
     if (metrics !== null) {
       const { address, family, port: bound } = metrics.address() as AddressInfo;
-      process.stdout.write(`metrics on http://${family === 'IPv6' ? `[${address}]` : address}:${bound}/metrics\n`);
+      lines += `metrics on http://${family === 'IPv6' ? `[${address}]` : address}:${bound}/metrics\n`;
     }
+    // One write: whoever waits for the URL finds the metrics URL with it.
+    process.stdout.write(lines);
   }
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -227,8 +227,9 @@ export function startService(file: string, options: ServiceOptions = {}): Promis
 export async function runService(file: string, options: ServiceOptions & { print?: (line: string) => void } = {}): Promise<number> {
   const service = await startService(file, options);
   const print = options.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
-  print(`resound serve listening on ${service.url} (${service.config.routes.map((r) => r.pattern).join(', ')})`);
-  if (service.metricsUrl !== null) print(`metrics on ${service.metricsUrl}`);
+  const routes = service.config.routes.map((r) => r.pattern).join(', ');
+  // One write: whoever waits for the URL finds the metrics URL with it.
+  print(`resound serve listening on ${service.url} (${routes})${service.metricsUrl === null ? '' : `\nmetrics on ${service.metricsUrl}`}`);
   const onHangup = (): void => void service.reload('SIGHUP', true);
   process.on('SIGHUP', onHangup);
   await new Promise<void>((resolve) => {

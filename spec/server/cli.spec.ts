@@ -1,14 +1,15 @@
 /**
  * The `resound` CLI as a user runs it: `resound echo` and `resound room` in a child process
  * (port 0 prints the real URL), SIGTERM shuts it down cleanly, `--help`
- * prints usage; and the echo server's peak memory for a 16 MiB message.
+ * prints usage, the keepalive, logging and metrics flags; and the echo
+ * server's peak memory for a 16 MiB message.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { connect } from '../../lib/index.js';
 import { selfSignedCertificate } from '../support.js';
-import { assertSameBytes, clientFrame, closeOf, delay, MiB, patternBytes, RawPeer, reapCli as reap, runCli as run, startEchoCli as startEcho, withTimeout, WSClient } from './helpers.js';
+import { assertSameBytes, clientFrame, closeOf, delay, MiB, patternBytes, RawPeer, reapCli as reap, runCli as run, startEchoCli as startEcho, until, withTimeout, WSClient } from './helpers.js';
 
 test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
   const { child, url } = await startEcho(t);
@@ -155,6 +156,66 @@ test('resound echo --tls-cert --tls-key serves wss://; one without the other fai
   reap(t, half);
   assert.notEqual((await withTimeout(half.exited, 8000, 'exit')).code, 0);
   assert.match(half.stderr(), /--tls-cert and --tls-key go together/);
+});
+
+test('resound echo --verbose: one line per connection on stderr (open, close), from the server\'s logger', { timeout: 15_000 }, async (t) => {
+  const { child, url } = await startEcho(t, ['--verbose']);
+  const client = await WSClient.connect(`${url}/here`);
+  assert.equal(await client.echo('logged'), 'logged');
+  await client.close(1000, 'bye');
+  await until(() => /INFO close: /.test(child.stderr()), 'the close line');
+  assert.match(child.stderr(), /^\S+Z INFO open: connection open remoteAddress=127\.0\.0\.1 remotePort=\d+ path=\/here/m);
+  assert.match(child.stderr(), /^\S+Z INFO close: closed with 1000 .*reason=bye/m);
+  child.proc.kill('SIGTERM');
+  assert.deepEqual(await withTimeout(child.exited, 8000, 'exit'), { code: 0, signal: null });
+});
+
+test('resound echo and room --metrics-port: Prometheus text on http://host:N/metrics, its URL printed', { timeout: 15_000 }, async (t) => {
+  for (const command of ['echo', 'room']) {
+    const { child, url } = await startEcho(t, ['--metrics-port', '0'], command);
+    const metricsUrl = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(child.stdout())?.[1];
+    assert.ok(metricsUrl, `${command}: the metrics URL in ${JSON.stringify(child.stdout())}`);
+    const client = await WSClient.connect(url);
+    assert.equal(await client.echo('counted'), 'counted');
+    const response = await fetch(metricsUrl);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = await response.text();
+    assert.match(text, /^resound_connections 1$/m, command);
+    assert.match(text, /^resound_messages_received_total 1$/m, command);
+    child.proc.kill('SIGTERM');
+    assert.equal((await withTimeout(client.closed, 5000, 'close')).code, 1001);
+    assert.deepEqual(await withTimeout(child.exited, 8000, 'exit'), { code: 0, signal: null });
+  }
+});
+
+test('resound echo --ping-interval and --idle-timeout (seconds): an idle client is pinged, then closed with 1001', { timeout: 15_000 }, async (t) => {
+  const { child, url } = await startEcho(t, ['--ping-interval', '0.1', '--ping-timeout', '0.1', '--idle-timeout', '0.6']);
+  let pings = 0;
+  const started = performance.now();
+  const conn = await connect(`${url}/`, { pingInterval: 0, handler: { onPing: () => void pings++ } });
+  const { code } = await withTimeout(conn.closed, 5000, 'the idle timeout');
+  const waited = performance.now() - started;
+  assert.equal(code, 1001);
+  // A ping goes out 0.1 s after the last thing received; the pong is seen when its 0.1 s are up.
+  assert.ok(pings >= 2, `pinged ${pings} times while idle (about every 0.2 s for 0.6 s)`);
+  assert.ok(waited >= 500, `closed after ${waited.toFixed(0)} ms of idleness, not before 0.6 s`);
+  child.proc.kill('SIGTERM');
+  assert.deepEqual(await withTimeout(child.exited, 8000, 'exit'), { code: 0, signal: null });
+});
+
+test('bad --ping-interval, --ping-timeout, --idle-timeout and --metrics-port values fail naming the flag', { timeout: 15_000 }, async (t) => {
+  const cases = [['--ping-interval', 'soon'], ['--ping-timeout', '-1'], ['--idle-timeout', ''], ['--metrics-port', '70000']] as const;
+  await Promise.all(
+    cases.map(async ([flag, value]) => {
+      const bad = run(['echo', '--port', '0', `${flag}=${value}`]);
+      reap(t, bad);
+      const exit = await withTimeout(bad.exited, 8000, `resound echo ${flag} ${value}`);
+      assert.equal(exit.code, 1, `${flag} ${value}`);
+      assert.match(bad.stderr(), new RegExp(`^resound: bad ${flag} `, 'm'));
+      assert.equal(bad.stdout(), '', 'nothing listened');
+    }),
+  );
 });
 
 /** Resident set size and its peak, in bytes, from /proc/PID/status. */
