@@ -42,7 +42,8 @@ export interface ServiceConfig {
   /** The config file as it was given (for messages). */
   file: string;
   listen: { host: string; port: number; tls: { cert: FileRef; key: FileRef } | null };
-  metrics: { host: string; port: number } | null;
+  /** `host` null: the address the service listens on. */
+  metrics: { host: string | null; port: number } | null;
   log: { level: LogLevel; format: 'line' | 'json' };
   server: { handshakeTimeout?: number; maxConnections?: number };
   routes: RouteConfig[];
@@ -156,7 +157,7 @@ class ConfigReader {
     if (top === undefined) return undefined;
     const listenMember = c.required(root, top, 'listen', '');
     const listen = listenMember && this.listen(listenMember.value);
-    const metrics = top.has('metrics') ? this.metrics(top.get('metrics')!.value, listen?.host ?? '127.0.0.1') : null;
+    const metrics = top.has('metrics') ? this.metrics(top.get('metrics')!.value) : null;
     const log = this.log(top.get('log'));
     const server = this.server(top.get('server'));
     const defaults = top.has('defaults') ? this.routeSettings(top.get('defaults')!.value, 'defaults') : {};
@@ -189,11 +190,11 @@ class ConfigReader {
     return { host, port, tls };
   }
 
-  private metrics(node: JsonNode, listenHost: string): ServiceConfig['metrics'] | undefined {
+  private metrics(node: JsonNode): ServiceConfig['metrics'] | undefined {
     const c = this.c;
     const members = c.object(node, 'metrics', ['host', 'port']);
     if (members === undefined) return undefined;
-    const host = members.has('host') ? c.string(members.get('host')!.value, 'metrics.host', 'a host name or address') : listenHost;
+    const host = members.has('host') ? c.string(members.get('host')!.value, 'metrics.host', 'a host name or address') : null;
     const portMember = c.required(node, members, 'port', 'metrics');
     const port = portMember && c.integer(portMember.value, 'metrics.port', 0, 65535);
     return host === undefined || port === undefined ? undefined : { host, port };

@@ -105,12 +105,13 @@ export class Service {
     const server = new Server(null, loaded.options);
     server.reconfigure(loaded.options, loaded.routes);
     const { listen } = loaded.config;
-    await server.listen(options.host ?? listen.host, options.port ?? listen.port);
+    const host = options.host ?? listen.host;
+    await server.listen(host, options.port ?? listen.port);
     const service = new Service(file, server, loaded, options);
     const { metrics } = loaded.config;
     if (metrics !== null) {
       try {
-        service.metrics = await listenMetrics(server, metrics.host, metrics.port);
+        service.metrics = await listenMetrics(server, metrics.host ?? host, metrics.port);
       } catch (error) {
         await server.close();
         throw error;
@@ -225,13 +226,25 @@ export function startService(file: string, options: ServiceOptions = {}): Promis
  * SIGINT or SIGTERM close every connection (1001) and resolve 0.
  */
 export async function runService(file: string, options: ServiceOptions & { print?: (line: string) => void } = {}): Promise<number> {
-  const service = await startService(file, options);
+  // Taken from the start: SIGHUP's default is to end the process, and one may come while modules load.
+  let service: Service | null = null;
+  let hangupsBeforeStart = 0;
+  const onHangup = (): void => {
+    if (service === null) hangupsBeforeStart++;
+    else void service.reload('SIGHUP', true);
+  };
+  process.on('SIGHUP', onHangup);
+  try {
+    service = await startService(file, options);
+  } catch (error) {
+    process.off('SIGHUP', onHangup);
+    throw error;
+  }
+  if (hangupsBeforeStart > 0) void service.reload('SIGHUP', true);
   const print = options.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const routes = service.config.routes.map((r) => r.pattern).join(', ');
   // One write: whoever waits for the URL finds the metrics URL with it.
   print(`resound serve listening on ${service.url} (${routes})${service.metricsUrl === null ? '' : `\nmetrics on ${service.metricsUrl}`}`);
-  const onHangup = (): void => void service.reload('SIGHUP', true);
-  process.on('SIGHUP', onHangup);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -63,7 +63,7 @@ test('every key: durations in ms, sizes in bytes, defaults under each route, lis
     cert: { file: '/srv/conf/c.pem', written: 'c.pem', line: 1, path: 'listen.tls.cert' },
     key: { file: '/srv/k.pem', written: '../k.pem', line: 1, path: 'listen.tls.key' },
   });
-  assert.deepEqual(config.metrics, { host: '127.0.0.1', port: 9100 }, 'the metrics host defaults to the listen host');
+  assert.deepEqual(config.metrics, { host: null, port: 9100 }, 'no host: the metrics listen where the service does');
   assert.deepEqual(config.log, { level: 'warn', format: 'json' });
   assert.deepEqual(config.server, { handshakeTimeout: 2000, maxConnections: 10 });
   const [a, rooms, m] = config.routes;

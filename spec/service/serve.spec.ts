@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, createServer } from 'node:net';
 import { test } from 'node:test';
 import { HandshakeError } from '../../lib/index.js';
+import { startService } from '../../lib/service/run.js';
 import { selfSignedCertificate } from '../support.js';
-import { closedWith, config, open, roundTrip, runResound, sourcePath, startServe, stop, tempDir, waitForOutput, withTimeout, writeFile } from './helpers.js';
+import { closedWith, config, open, roundTrip, runResound, sourcePath, startServe, stop, tempDir, until, waitForOutput, withTimeout, writeFile } from './helpers.js';
 
 test("resound serve examples/userver-chat.json: userver's /chat echo with its 100 000-byte limit; other paths 404; SIGTERM closes with 1001 and exits 0", { timeout: 20_000 }, async (t) => {
   const { child, url } = await startServe(t, [sourcePath('examples/userver-chat.json'), '--host', '127.0.0.1', '--port', '0']);
@@ -173,4 +174,29 @@ test('a port already taken: resound serve exits 1 saying so', { timeout: 10_000 
   const child = runResound(t, ['serve', file]);
   assert.equal((await withTimeout(child.exited, 8000, 'exit')).code, 1);
   assert.match(child.stderr(), /^resound: listen EADDRINUSE/m);
+});
+
+test('limits from the config reach the server: maxConnections answers 503 past it, a route\'s idleTimeout closes with 1001', { timeout: 10_000 }, async (t) => {
+  const dir = tempDir(t);
+  const file = writeFile(dir, 'resound.json', {
+    listen: { host: '127.0.0.1', port: 0 },
+    server: { maxConnections: 2, handshakeTimeout: '2s' },
+    defaults: { pingInterval: 0 },
+    routes: [
+      { path: '/idle', handler: 'echo', options: { idleTimeout: '300ms' } },
+      { path: '/chat', handler: 'echo' },
+    ],
+  });
+  const service = await startService(file, { watch: false, logger: { level: 'error', log: () => {} } });
+  t.after(() => service.close());
+  const started = performance.now();
+  const idle = await open(service.url, '/idle');
+  const chat = await open(service.url, '/chat');
+  await assert.rejects(open(service.url, '/chat'), (error: unknown) => error instanceof HandshakeError && error.status === 503);
+  assert.equal((await closedWith(idle)).code, 1001);
+  assert.ok(performance.now() - started >= 250, 'not before its 300 ms');
+  assert.equal(await roundTrip(chat, 'no idle timeout here'), 'no idle timeout here');
+  await until(() => service.server.connections.size === 1, 'the idle connection gone');
+  const again = await open(service.url, '/idle');
+  assert.equal(again.state, 'OPEN', 'room again under maxConnections');
 });
