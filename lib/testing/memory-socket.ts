@@ -29,6 +29,24 @@ const READ_SIZE = 64 * 1024;
 
 type Callback = (error?: Error | null) => void;
 
+/**
+ * A socket's handle keeps the process alive while it is open (and ref'd);
+ * an in-memory socket has none, so one timer does it for all of them. Without
+ * it a test awaiting a close timer (unref'd, as resound's timers are) would
+ * see the process exit with its promise pending.
+ */
+let holders = 0;
+let holder: NodeJS.Timeout | null = null;
+function holdProcess(): void {
+  if (holders++ === 0) holder = setInterval(() => {}, 1 << 30);
+}
+function releaseProcess(): void {
+  if (--holders === 0 && holder !== null) {
+    clearInterval(holder);
+    holder = null;
+  }
+}
+
 /** One write on its way: bytes (null: the FIN), how much the peer has, and the callback while the write is not done. */
 interface InTransit {
   bytes: Buffer | null;
@@ -64,6 +82,8 @@ export class MemorySocket extends Duplex {
   private scheduled = false;
   /** Our FIN reached the peer: nothing more can go there. */
   private finished = false;
+  /** This socket keeps the process alive (see holdProcess()). */
+  private holding = false;
 
   constructor(local: Endpoint, remote: Endpoint, encrypted: boolean) {
     // Half-open, as resound's listener makes its sockets: the protocol decides when our side ends.
@@ -74,6 +94,8 @@ export class MemorySocket extends Duplex {
     this.remotePort = remote.port;
     this.remoteFamily = familyOf(remote.address);
     this.encrypted = encrypted;
+    this.ref();
+    this.once('close', () => this.unref());
   }
 
   /** Bytes written so far, queued ones included, as `net.Socket` counts them (send-timeout.ts reads it). */
@@ -86,7 +108,7 @@ export class MemorySocket extends Duplex {
     return { address: this.localAddress, family: familyOf(this.localAddress), port: this.localPort };
   }
 
-  // No Nagle, keep-alive or idle timer in memory: accepted and ignored, as a connected socket would.
+  // No Nagle, keep-alive or idle timer in memory: accepted and ignored.
   setNoDelay(): this {
     return this;
   }
@@ -96,10 +118,19 @@ export class MemorySocket extends Duplex {
   setTimeout(): this {
     return this;
   }
+  /** Keep the process alive while open, as a socket's handle does (the default). */
   ref(): this {
+    if (!this.holding && !this.closed) {
+      this.holding = true;
+      holdProcess();
+    }
     return this;
   }
   unref(): this {
+    if (this.holding) {
+      this.holding = false;
+      releaseProcess();
+    }
     return this;
   }
 
@@ -199,12 +230,12 @@ export class MemorySocket extends Duplex {
       item.offset += size;
       this.unsent -= size;
       if (item.offset === bytes.length) this.transit.shift();
-      this.release();
+      this.doneWaitingWrite();
     }
   }
 
   /** The waiting write (Node has one at most: the last) is done once the send buffer holds the rest of it. */
-  private release(): void {
+  private doneWaitingWrite(): void {
     let waiting: InTransit | undefined;
     for (const item of this.transit) if (item.done !== null) waiting = item;
     if (waiting === undefined || this.unsent > SEND_BUFFER) return;

@@ -24,6 +24,20 @@ function record(socket: MemorySocket): { chunks: Buffer[]; bytes(): Buffer; ende
   return seen;
 }
 
+test("an open socket keeps the process alive, as a socket's handle does; a closed or unref'd one does not", async () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+  const before = timers();
+  const [client, server] = memorySocketPair(CLIENT, SERVER);
+  assert.equal(timers(), before + 1, 'one timer holds the process for every open socket');
+  client.unref();
+  assert.equal(timers(), before + 1, 'the server end still holds it');
+  const closed = Promise.all([once(client, 'close'), once(server, 'close')]);
+  client.destroy();
+  server.destroy();
+  await withTimeout(closed, 2000, 'both closed');
+  assert.equal(timers(), before);
+});
+
 test('each end names the other as its peer, like a connected socket', () => {
   const [client, server] = memorySocketPair(CLIENT, SERVER, true);
   assert.equal(server.remoteAddress, '10.0.0.2');
@@ -37,6 +51,7 @@ test('each end names the other as its peer, like a connected socket', () => {
   assert.equal(client.connecting, false);
   assert.equal(client.setNoDelay(), client);
   client.destroy();
+  server.destroy();
 });
 
 test('writes arrive in order, in a later turn, never inside the writer', async () => {
@@ -50,6 +65,7 @@ test('writes arrive in order, in a later turn, never inside the writer', async (
   assert.equal(seen.bytes().toString(), 'one two 3');
   assert.equal(client.bytesWritten, 9);
   client.destroy();
+  server.destroy();
 });
 
 test('a write is copied when taken: the writer may reuse its buffer once the callback ran', async () => {
@@ -64,6 +80,7 @@ test('a write is copied when taken: the writer may reuse its buffer once the cal
   assert.ok(bytes.subarray(0, 1000).every((b) => b === 1), 'the first write keeps its bytes');
   assert.ok(bytes.subarray(1000).every((b) => b === 2));
   client.destroy();
+  server.destroy();
 });
 
 test('large writes are read in pieces of at most 64 KiB', async () => {
@@ -76,6 +93,7 @@ test('large writes are read in pieces of at most 64 KiB', async () => {
   assert.ok(seen.chunks.every((chunk) => chunk.length <= 64 * 1024));
   assert.ok(seen.bytes().equals(payload));
   client.destroy();
+  server.destroy();
 });
 
 test('end() is a FIN: the peer reads everything, then end; it may still answer (half-open); both close once both ended', async () => {
@@ -105,6 +123,7 @@ test('destroy(): bytes already taken still arrive, then the FIN; a later write f
   await until(() => atServer.closed, 'a write to a closed peer closes the writer');
   assert.deepEqual(atServer.errors, []);
   assert.equal(atClient.bytes().length, 0);
+  assert.ok(atClient.closed);
 });
 
 test('flow control: while the reader is paused the writer queues and needs a drain; resuming delivers everything, then drain', async () => {
@@ -131,6 +150,7 @@ test('flow control: while the reader is paused the writer queues and needs a dra
   const all = Buffer.concat(received);
   for (let offset = 0; offset < total; offset += piece) assert.equal(all[offset], (offset / piece) & 0xff, `piece at ${offset}`);
   client.destroy();
+  server.destroy();
 });
 
 test('destroy() while writes wait: their callbacks run (so nothing waits forever), and the peer still gets its FIN', async () => {
@@ -146,4 +166,5 @@ test('destroy() while writes wait: their callbacks run (so nothing waits forever
   server.resume();
   await until(() => atServer.ended, 'the FIN arrives after what was taken');
   assert.ok(atServer.bytes().length <= MiB + 64 * 1024, 'only what the buffers took arrives');
+  server.destroy();
 });
