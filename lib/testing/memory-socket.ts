@@ -98,6 +98,15 @@ export class MemorySocket extends Duplex {
     this.once('close', () => this.unref());
   }
 
+  /**
+   * What send-timeout.ts reads of a socket's libuv handle: the bytes of a
+   * write the kernel has not taken yet, which shrink as a slow reader reads
+   * (progress within one large write).
+   */
+  get _handle(): { writeQueueSize: number } {
+    return { writeQueueSize: Math.max(0, this.unsent - SEND_BUFFER) };
+  }
+
   /** Bytes written so far, queued ones included, as `net.Socket` counts them (send-timeout.ts reads it). */
   get bytesWritten(): number {
     return this.accepted + this.writableLength;

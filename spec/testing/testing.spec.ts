@@ -311,6 +311,57 @@ test('many large messages: 25 MiB sent without awaiting, and 32 MiB sent awaitin
   await client.close();
 });
 
+test('sendTimeout: a client that stops reading is dropped by the server with a SendTimeoutError', async () => {
+  const errors: Error[] = [];
+  const client = await testClient(
+    {
+      onOpen(conn) {
+        // More than the inbox and the in-memory buffers take.
+        for (let i = 0; i < 64; i++) void conn.sendBinary(Buffer.alloc(64 * 1024));
+      },
+      onError(_conn, error) {
+        errors.push(error);
+      },
+    },
+    { options: { sendTimeout: 100 } },
+  );
+  await until(() => errors.length > 0, 'the server gives up', 3000);
+  assert.equal(errors[0]!.name, 'SendTimeoutError');
+  assert.equal(client.serverConnection.state, 'CLOSED');
+  // As over TCP, the client learns of it once it reads what came before.
+  let received = 0;
+  for await (const _ of client) received++;
+  assert.ok(received > 0 && received < 64, `${received} of 64 messages came through`);
+  assert.equal(client.closeCode, 1006);
+  await withTimeout(client.close(), 2000, 'both ends closed');
+  assert.equal(client.server.connections.size, 0);
+});
+
+test('sendTimeout: a client that reads slowly but steadily is not dropped (progress is seen through the in-memory socket)', async () => {
+  const errors: Error[] = [];
+  const client = await testClient(
+    {
+      onOpen(conn) {
+        for (let i = 0; i < 64; i++) void conn.sendBinary(Buffer.alloc(64 * 1024, i));
+      },
+      onError(_conn, error) {
+        errors.push(error);
+      },
+    },
+    { options: { sendTimeout: 200 }, client: { maxQueuedMessages: 1 } },
+  );
+  // One 4 MiB write that the reader takes 64 KiB at a time: progress within it must count.
+  await until(() => client.serverConnection.bufferedAmount > 0, 'the server has to wait for the reader');
+  for (let i = 0; i < 64; i++) {
+    const message = (await withTimeout(client.receive(), 2000, `message ${i}`)) as Buffer;
+    assert.equal(message[0], i);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.deepEqual(errors, []);
+  assert.equal(client.state, 'OPEN');
+  await client.close();
+});
+
 test('many small messages sent without awaiting arrive in order', async () => {
   const client = await testClient(echo);
   for (let i = 0; i < 2000; i++) void client.send(`m${i}`);
