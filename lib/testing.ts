@@ -10,7 +10,7 @@
  *   need a URL (another client library, a browser, a subprocess).
  */
 import type { Socket } from 'node:net';
-import { Connection, connectionSettings, type ConnectionHandler, type ConnectionSettings, type HandshakeEvent, type WSConnection } from './connection.js';
+import { Connection, connectionSettings, type ConnectionSettings, type HandshakeEvent, type WSConnection } from './connection.js';
 import type { ConnectOptions } from './client/connect.js';
 import { ClientProtocol } from './protocol/client.js';
 import { HandshakeError, WebSocketError } from './protocol/errors.js';
@@ -176,7 +176,6 @@ export async function testClient<D = unknown>(target: Handler<D> | Server<D>, op
       void socketGone(serverEnd).then(() => reject(error));
     };
     const timeout = options.timeout ?? 10_000;
-    // Not unref'd: no socket keeps the process alive while a test awaits the handshake.
     const timer = setTimeout(() => fail(new WebSocketError(`no WebSocket handshake with ${url.href} within ${timeout} ms`)), timeout);
     settings.owner = {
       socketClosed: () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake')),
@@ -189,7 +188,7 @@ export async function testClient<D = unknown>(target: Handler<D> | Server<D>, op
         settled = true;
         clearTimeout(timer);
         settings.owner = undefined;
-        settings.handler = clientOptions.handler as ConnectionHandler | undefined;
+        settings.handler = clientOptions.handler;
         conn.response = { status: event.response!.status, headers: event.response!.headers };
         conn.findServerSide();
         conn.open();

@@ -16,7 +16,14 @@
  *   `writableNeedDrain` is set, as on a socket whose peer stopped reading;
  * - `end()` is a FIN (the peer gets 'end' after the data), `destroy()` a
  *   close: what the send buffer took is still delivered, then the FIN; a
- *   later write by the peer resets it (it closes, without an error).
+ *   later write by the peer resets it (it closes, without an error);
+ * - an open socket keeps the process alive, and the fields resound reads
+ *   of a socket are there: remoteAddress/remotePort (the fallback of
+ *   peer-address.ts, as there is no getpeername), bytesWritten and
+ *   `_handle.writeQueueSize` (send-timeout.ts), `encrypted`.
+ *
+ * The buffers are smaller than loopback's autotuned ones (a few MiB), so
+ * backpressure shows sooner in memory than over 127.0.0.1.
  */
 import { Duplex } from 'node:stream';
 
