@@ -553,6 +553,13 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
     const state = this.protocol.state;
     if (state === State.OPEN) {
       this.protocol.sendClose(code, reason);
+      // The peer's answer must be read even while unread messages fill the inbox: without this the
+      // closing handshake would wait for closeTimeout and end in 1006. The inbox may grow past
+      // maxQueuedMessages by what the peer sent before our close; closeTimeout bounds that.
+      if (this.has(PAUSED_FOR_INBOX)) {
+        this.flags &= ~PAUSED_FOR_INBOX;
+        this.resumeIfFree();
+      }
       if (!this.has(DISPATCHING)) this.flush();
     } else if (state === State.CONNECTING) {
       this.socket.destroy();
@@ -825,7 +832,7 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
     } else {
       const inbox = (extras.inbox ??= []);
       inbox.push(message);
-      if (inbox.length >= this.settings.maxQueuedMessages && !this.has(PAUSED_FOR_INBOX)) {
+      if (inbox.length >= this.settings.maxQueuedMessages && !this.has(PAUSED_FOR_INBOX) && this.protocol.closeSent === null) {
         this.flags |= PAUSED_FOR_INBOX;
         this.socket.pause();
       }

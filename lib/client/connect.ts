@@ -75,7 +75,9 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
       })
     : netConnect({ host, port });
   socket.setNoDelay(true);
-  const settings = connectionSettings(options);
+  // A client does not stop reading because its own sends are queued: the server, which may pause
+  // reading from it for the same reason, could then never drain them (both ends stuck).
+  const settings = connectionSettings({ pauseReadingAt: Infinity, ...options });
   const conn = new Connection(socket, protocol, settings);
 
   return new Promise<WSConnection>((resolve, reject) => {

@@ -15,7 +15,7 @@ import { PreparedMessage } from '../protocol/prepared.js';
 import { sendToEach, TopicRegistry } from '../apps/pubsub.js';
 import { isRejection, Rejection, type Authorize, type Policy, type UpgradeRequest } from './guard.js';
 import { Router } from './routes.js';
-import { listenTls, type TlsOptions } from './tls.js';
+import { closeTls, listenTls, type TlsOptions } from './tls.js';
 import { trustProxies } from './policies.js';
 import { CountsByKey, TrafficCounters, type ServerStats } from '../stats.js';
 import { logEvent, wants } from '../log.js';
@@ -196,7 +196,7 @@ export class Server<D = unknown> {
   /** Listen on `host:port` on a listener of our own (wss:// with the `tls` option). */
   async listen(host: string, port: number): Promise<void> {
     if (this.options.tls !== undefined) {
-      this.tlsServer = await listenTls(this.options.tls, host, port, this.options.backlog, (server) => this.attach(server));
+      this.tlsServer = await listenTls(this.options.tls, host, port, this.options.backlog, this.settings.handshakeTimeout, (server) => this.attach(server));
       return;
     }
     const listener = new TCPListener((socket) => this.accept(socket), this.options.readBufferSize ?? DEFAULTS.readBufferSize);
@@ -290,7 +290,7 @@ export class Server<D = unknown> {
     const stopped: Array<Promise<void>> = [];
     if (this.listener !== null) stopped.push(this.listener.close());
     const tlsServer = this.tlsServer;
-    if (tlsServer !== null) stopped.push(new Promise((resolve) => tlsServer.close(() => resolve())));
+    if (tlsServer !== null) stopped.push(closeTls(tlsServer));
     for (const { detach } of this.attached.splice(0)) detach();
     const drained = new Promise<void>((resolve) => {
       this.idle = resolve;
