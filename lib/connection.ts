@@ -686,21 +686,15 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
       const eof = isEof(chunks[chunks.length - 1]!);
       const dataChunks = eof ? chunks.length - 1 : chunks.length;
       if (dataChunks > 1) socket.cork();
-      let bytes = 0;
       for (let i = 0; i < dataChunks; i++) {
-        bytes += chunks[i]!.length;
         // The batch's promise settles with the write of its last data chunk.
         if (i === dataChunks - 1 && batch !== null) socket.write(chunks[i]!, (error) => settle(batch, error, socket));
         else socket.write(chunks[i]!);
       }
       if (dataChunks > 1) socket.uncork();
-      this.settings.counters.bytesSent += bytes;
       if (eof) this.closeOurSide(batch);
       if (socket.writableLength > this.settings.maxBufferedAmount) {
-        this.settings.counters.droppedOverBuffer++;
-        logEvent(this.settings.logger, 'warn', 'slow-reader', 'over maxBufferedAmount queued: dropping the connection', this.logFields());
-        this.reportError(new WebSocketError(`over ${this.settings.maxBufferedAmount} bytes queued: the peer reads too slowly`));
-        socket.destroy();
+        this.dropSlowReader();
         return;
       }
       // Bytes left queued: watched until written, and dropped if they stop moving.
@@ -725,6 +719,14 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
       this.timer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
       this.timer.unref();
     }
+  }
+
+  /** Over maxBufferedAmount queued: count, log, report, drop. Kept out of flush(), which must stay small to be inlined. */
+  private dropSlowReader(): void {
+    this.settings.counters.droppedOverBuffer++;
+    logEvent(this.settings.logger, 'warn', 'slow-reader', 'over maxBufferedAmount queued: dropping the connection', this.logFields());
+    this.reportError(new WebSocketError(`over ${this.settings.maxBufferedAmount} bytes queued: the peer reads too slowly`));
+    this.socket.destroy();
   }
 
   /**
@@ -764,9 +766,8 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
 
   /** Called by the shared socket listeners. */
   receiveBytes(chunk: Buffer): void {
-    const settings = this.settings;
-    settings.counters.bytesReceived += chunk.length;
-    if (settings.keepalive !== undefined) this.seenAt = settings.keepalive.tick;
+    const keepalive = this.settings.keepalive;
+    if (keepalive !== undefined) this.seenAt = keepalive.tick;
     this.protocol.receiveData(chunk, isLent(chunk));
     this.dispatch();
     if (chunk.length >= LARGE_READ && spendReadTurn(this, chunk.length, this.settings.maxReadPerTurn) && !this.has(PAUSED_FOR_TURN | CLOSED)) {

@@ -5,14 +5,14 @@
  * puts them together in stats().
  */
 
-/** What connections count as they go; one object per server (or per client connection). */
+/**
+ * What connections count as they go; one object per server (or per client
+ * connection). Bytes are not counted here: the sockets count them
+ * (bytesRead, bytesWritten), and the server adds them up when asked.
+ */
 export class TrafficCounters {
   messagesReceived = 0;
   messagesSent = 0;
-  /** Bytes read from sockets (handshakes and frames). */
-  bytesReceived = 0;
-  /** Bytes handed to sockets (handshakes and frames). */
-  bytesSent = 0;
   /** Keepalive pings sent (not the application's own pings). */
   pingsSent = 0;
   /** Connections dropped because a keepalive ping went unanswered for pingTimeout. */

@@ -127,6 +127,9 @@ export class Server<D = unknown> {
   private abandoned = 0;
   private readonly refused = new CountsByKey();
   private readonly closeCodes = new CountsByKey();
+  /** Bytes of sockets already closed; open ones are asked when stats() is. */
+  private closedBytesReceived = 0;
+  private closedBytesSent = 0;
 
   /**
    * `handler` serves every path (or `options.path`); null serves only the
@@ -323,12 +326,25 @@ export class Server<D = unknown> {
       handshaking: this.handshaking.size,
       handshakes: { accepted: this.accepted, refused: this.refused.toRecord(), abandoned: this.abandoned },
       messages: { received: c.messagesReceived, sent: c.messagesSent },
-      bytes: { received: c.bytesReceived, sent: c.bytesSent },
+      bytes: this.bytes(),
       closeCodes: this.closeCodes.toRecord(),
       pings: { sent: c.pingsSent, timedOut: c.pingTimeouts },
       idleTimeouts: c.idleTimeouts,
       dropped: { overBuffer: c.droppedOverBuffer, sendTimeout: c.droppedSendTimeout },
     };
+  }
+
+  /** Bytes through every socket this server had: the closed ones' sum, and each live one's counters. */
+  private bytes(): { received: number; sent: number } {
+    let received = this.closedBytesReceived;
+    let sent = this.closedBytesSent;
+    for (const set of [this.handshaking, this.connections as Set<unknown> as Set<Connection>]) {
+      for (const conn of set) {
+        received += conn.socket.bytesRead;
+        sent += conn.socket.bytesWritten;
+      }
+    }
+    return { received, sent };
   }
 
   /** An endpoint's shared state, from the server's options with `options` over them. */
@@ -365,6 +381,8 @@ export class Server<D = unknown> {
   };
 
   private readonly socketClosed = (conn: Connection): void => {
+    this.closedBytesReceived += conn.socket.bytesRead;
+    this.closedBytesSent += conn.socket.bytesWritten;
     if (this.handshaking.delete(conn)) {
       const status = (conn.protocol as ServerProtocol).responseStatus;
       if (status === null) this.abandoned++;
