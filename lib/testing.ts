@@ -10,13 +10,14 @@
  *   need a URL (another client library, a browser, a subprocess).
  */
 import type { Socket } from 'node:net';
-import { Connection, connectionSettings, type ConnectionSettings, type HandshakeEvent, type WSConnection } from './connection.js';
+import { Connection, connectionSettings, type ConnectionSettings, type WSConnection } from './connection.js';
 import type { ConnectOptions } from './client/connect.js';
 import { ClientProtocol } from './protocol/client.js';
 import { HandshakeError, WebSocketError } from './protocol/errors.js';
 import type { CloseInfo } from './protocol/protocol.js';
 import { Server, type Handler, type ServeOptions } from './server/serve.js';
 import { memorySocketPair, type MemorySocket } from './testing/memory-socket.js';
+import { awaitOpening } from './client/opening.js';
 
 export { MemorySocket, memorySocketPair, type Endpoint } from './testing/memory-socket.js';
 // What a refused testClient() rejects with, at hand for assertions.
@@ -165,40 +166,25 @@ export async function testClient<D = unknown>(target: Handler<D> | Server<D>, op
   const settings = connectionSettings({ pauseReadingAt: Infinity, ...clientOptions });
   const conn = new TestConnection<D>(clientEnd, protocol, settings, server, serverEnd);
 
-  return new Promise<TestClient<D>>((resolve, reject) => {
-    let settled = false;
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
+  const opening = awaitOpening(conn, protocol, settings, url, {
+    timeout: options.timeout ?? 10_000,
+    timeoutError: (message) => new WebSocketError(message),
+    handler: clientOptions.handler,
+    abandon: () => {
       clientEnd.destroy();
       // The server has let go of the socket too before the test hears of it.
-      void socketGone(serverEnd).then(() => reject(error));
-    };
-    const timeout = options.timeout ?? 10_000;
-    const timer = setTimeout(() => fail(new WebSocketError(`no WebSocket handshake with ${url.href} within ${timeout} ms`)), timeout);
-    settings.owner = {
-      socketClosed: () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake')),
-      handshakeReceived: (_conn: Connection, event: HandshakeEvent) => {
-        if (event.type !== 'response') return;
-        if (event.error !== null) {
-          fail(event.error);
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        settings.owner = undefined;
-        settings.handler = clientOptions.handler;
-        conn.response = { status: event.response!.status, headers: event.response!.headers };
-        conn.findServerSide();
-        conn.open();
-        resolve(conn);
-      },
-    };
-    server.handleSocket(serverEnd);
-    protocol.sendRequest();
-    conn.flush();
+      return socketGone(serverEnd);
+    },
+    accepted: (event) => {
+      conn.response = { status: event.response!.status, headers: event.response!.headers };
+      conn.findServerSide();
+    },
   });
+  server.handleSocket(serverEnd);
+  protocol.sendRequest();
+  conn.flush();
+  await opening.opened;
+  return conn;
 }
 
 /** A real server on 127.0.0.1, on a port of its own, for a test. */

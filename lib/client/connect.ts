@@ -4,6 +4,7 @@ import { primeAllocator } from '../allocator.js';
 import { Connection, connectionSettings, type ConnectionHandler, type ConnectionOptions, type WSConnection } from '../connection.js';
 import { ClientProtocol, type ClientProtocolOptions } from '../protocol/client.js';
 import { HandshakeError, WebSocketError } from '../protocol/errors.js';
+import { awaitOpening } from './opening.js';
 
 export interface ConnectOptions extends ClientProtocolOptions, ConnectionOptions {
   /** Callbacks; without onMessage, read with `receive()` or `for await`. */
@@ -80,41 +81,18 @@ function connectOnce(url: URL, options: ConnectOptions): Promise<WSConnection> {
   const settings = connectionSettings({ pauseReadingAt: Infinity, ...options });
   const conn = new Connection(socket, protocol, settings);
 
-  return new Promise<WSConnection>((resolve, reject) => {
-    let settled = false;
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      reject(error);
-    };
-    const timeout = options.timeout ?? 10_000;
-    const timer = setTimeout(() => fail(new TimeoutError(`no WebSocket handshake with ${url.href} within ${timeout} ms`)), timeout);
-    timer.unref();
-
-    socket.once(secure ? 'secureConnect' : 'connect', () => {
-      protocol.sendRequest();
-      conn.flush();
-    });
-    socket.once('error', fail);
-    settings.owner = {
-      socketClosed: () => fail(protocol.handshakeError ?? new WebSocketError('the connection closed during the handshake')),
-      handshakeReceived: (_conn, event) => {
-        if (event.type !== 'response') return;
-        if (event.error !== null) {
-          fail(event.error);
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        socket.off('error', fail);
-        // Open: the handshake is over, and so is the owner's part.
-        settings.owner = undefined;
-        settings.handler = options.handler;
-        conn.open();
-        resolve(conn);
-      },
-    };
+  const opening = awaitOpening(conn, protocol, settings, url, {
+    timeout: options.timeout ?? 10_000,
+    timeoutError: (message) => new TimeoutError(message),
+    handler: options.handler,
+    abandon: () => socket.destroy(),
+    accepted: () => socket.off('error', opening.fail),
+    unrefTimer: true,
   });
+  socket.once(secure ? 'secureConnect' : 'connect', () => {
+    protocol.sendRequest();
+    conn.flush();
+  });
+  socket.once('error', opening.fail);
+  return opening.opened.then(() => conn);
 }
