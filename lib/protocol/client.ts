@@ -9,9 +9,10 @@ import {
   isFieldValue,
   isToken,
   parseStatusLine,
-  splitList,
 } from './http1.js';
-import { Protocol, State, type ProtocolOptions } from './protocol.js';
+import { deflateOptions, Protocol, State, type ProtocolOptions } from './protocol.js';
+import { ExtensionHeaderError, formatExtensions, parseExtensions, type Extension } from './extensions.js';
+import { acceptResponse, checkDeflateOptions, clientOffer, MessageDeflater } from './permessage-deflate.js';
 
 export interface ClientProtocolOptions extends ProtocolOptions {
   /** Sent as the Origin header, as browsers do. */
@@ -162,12 +163,29 @@ export class ClientProtocol extends Protocol {
     if (!hasToken(h['upgrade'], 'websocket')) refuse('the response lacks "Upgrade: websocket"');
     if (!hasToken(h['connection'], 'upgrade')) refuse('the response lacks "Connection: Upgrade"');
     if (h['sec-websocket-accept'] !== computeAcceptKey(this.key)) refuse('wrong Sec-WebSocket-Accept');
-    const extensions = splitList(h['sec-websocket-extensions']);
-    if (extensions.length > 0) refuse(`the server accepted extensions that were not offered: ${extensions.join(', ')}`);
+    this.acceptExtensions(h['sec-websocket-extensions'], refuse);
     const protocol = h['sec-websocket-protocol'];
     if (protocol !== undefined && !this.request.subprotocols.includes(protocol)) {
       refuse(`the server chose subprotocol "${protocol}", which was not offered`);
     }
+  }
+
+  /** The server's answer to our offer: nothing, or permessage-deflate within what we offered. */
+  private acceptExtensions(header: string | undefined, refuse: (message: string) => never): void {
+    if (header === undefined) return;
+    let answered: Extension[];
+    try {
+      answered = parseExtensions(header);
+    } catch (error) {
+      if (!(error instanceof ExtensionHeaderError)) throw error;
+      return refuse(`malformed answer: ${error.message}`);
+    }
+    if (answered.length === 0) return;
+    const options = deflateOptions(this.options);
+    if (options === null || answered.length > 1) return refuse(`the server accepted extensions that were not offered: ${header}`);
+    const params = acceptResponse(answered[0]!, options);
+    if (typeof params === 'string') return refuse(params);
+    this.deflate = new MessageDeflater(params, 'client', options);
   }
 
   private failHandshake(error: HandshakeError): void {
@@ -195,6 +213,11 @@ function buildRequest(url: URL, key: string, options: ClientProtocolOptions): Ha
   }
   if (new Set(subprotocols).size !== subprotocols.length) throw new TypeError('a subprotocol is offered twice');
   if (subprotocols.length > 0) raw.push('Sec-WebSocket-Protocol', subprotocols.join(', '));
+  const deflate = deflateOptions(options);
+  if (deflate !== null) {
+    checkDeflateOptions(deflate);
+    raw.push('Sec-WebSocket-Extensions', formatExtensions([clientOffer(deflate)]));
+  }
   const extra = options.headers === undefined ? [] : Array.isArray(options.headers) ? options.headers : Object.entries(options.headers);
   for (const [name, value] of extra as Array<readonly [string, string]>) {
     if (!isToken(name)) throw new TypeError(`header name ${JSON.stringify(name)} is not a token`);

@@ -33,6 +33,8 @@ export class FrameReader extends ChunkQueue {
   messageLength = 0;
   /** Frames of the current message so far, for maxFragments. */
   messageFrames = 0;
+  /** The current message came with RSV1 under permessage-deflate: its pieces are inflated once it is whole. */
+  messageCompressed = false;
   /** Only messages spread over several pieces need one; created on first use. */
   utf8: Utf8Validator | null = null;
 
@@ -122,6 +124,7 @@ export class FrameReader extends ChunkQueue {
     this.message.clear();
     this.messageLength = 0;
     this.messageFrames = 0;
+    this.messageCompressed = false;
     this.utf8?.reset();
   }
 }

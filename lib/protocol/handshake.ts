@@ -1,4 +1,5 @@
 import * as crypto from 'node:crypto';
+import { ExtensionHeaderError, parseExtensions } from './extensions.js';
 import {
   hasToken,
   fieldLines,
@@ -194,6 +195,15 @@ export function validateRequest(request: HandshakeRequest): HandshakeProblem | n
   }
   if (h['sec-websocket-version'] !== '13') {
     return { status: 426, message: 'unsupported Sec-WebSocket-Version: only 13 is spoken here', headers: VERSION_HEADERS };
+  }
+  const extensions = h['sec-websocket-extensions'];
+  if (extensions !== undefined) {
+    try {
+      parseExtensions(extensions);
+    } catch (error) {
+      if (!(error instanceof ExtensionHeaderError)) throw error;
+      return { status: 400, message: error.message };
+    }
   }
   return null;
 }

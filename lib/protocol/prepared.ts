@@ -1,4 +1,5 @@
 import { headerLength, Opcode, writeFrameHeader } from './frame.js';
+import type { MessageDeflater } from './permessage-deflate.js';
 
 /**
  * A data message framed once, to be sent unchanged to many connections (a
@@ -15,8 +16,14 @@ export class PreparedMessage {
   readonly frame: Buffer;
   /** The payload: a view of `frame`. */
   readonly payload: Buffer;
+  /** Compressed frames (RSV1 set), by the compression settings they were made with: made on first need, once each. */
+  private compressed: Map<string, Buffer> | null = null;
 
-  constructor(data: string | Uint8Array) {
+  /** `compress: false` sends it uncompressed to every recipient, permessage-deflate or not. */
+  constructor(
+    data: string | Uint8Array,
+    readonly compress = true,
+  ) {
     const isText = typeof data === 'string';
     const length = isText ? Buffer.byteLength(data) : data.byteLength;
     this.opcode = isText ? Opcode.TEXT : Opcode.BINARY;
@@ -30,5 +37,23 @@ export class PreparedMessage {
   /** Payload bytes. */
   get length(): number {
     return this.payload.length;
+  }
+
+  /**
+   * The whole frame compressed as `deflate` compresses without context
+   * (server connections that agreed server_no_context_takeover): the same
+   * bytes for every connection with the same window and level, compressed
+   * once for all of them.
+   */
+  compressedFrame(deflate: MessageDeflater): Buffer {
+    const key = deflate.sharedKey;
+    let frame = this.compressed?.get(key);
+    if (frame === undefined) {
+      const payload = deflate.compress(this.payload);
+      frame = Buffer.allocUnsafe(headerLength(payload.length, false) + payload.length);
+      frame.set(payload, writeFrameHeader(frame, 0, this.opcode, payload.length, true, 0x40, null));
+      (this.compressed ??= new Map()).set(key, frame);
+    }
+    return frame;
   }
 }

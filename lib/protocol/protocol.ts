@@ -7,6 +7,7 @@ import type { PreparedMessage } from './prepared.js';
 import { borrowReader, returnReader, type FrameReader } from './frame-reader.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 import type { ClientHandshakeResponse, HandshakeRequest } from './handshake.js';
+import { checkDeflateOptions, type MessageDeflater, type DeflateParams, type PerMessageDeflateOptions } from './permessage-deflate.js';
 
 /** Connection states of RFC 6455 §4–§7. */
 export const State = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -41,6 +42,29 @@ export interface ProtocolOptions {
    * limit (what a message holds follows its payload however it is framed).
    */
   maxFragments?: number;
+  /**
+   * permessage-deflate (RFC 7692): a server accepts a client's offer, a
+   * client makes one. Default true (on, with the defaults of
+   * PerMessageDeflateOptions); false turns it off.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+}
+
+/** The permessage-deflate options in force, or null when it is off. */
+export function deflateOptions(options: ProtocolOptions): PerMessageDeflateOptions | null {
+  const value = options.perMessageDeflate ?? true;
+  if (value === false) return null;
+  return value === true ? NO_DEFLATE_OPTIONS : value;
+}
+const NO_DEFLATE_OPTIONS: PerMessageDeflateOptions = Object.freeze({});
+
+/** RSV1: set on the first frame of a compressed message (RFC 7692 §6). */
+const RSV1 = 0x40;
+
+/** What a send may say about itself. */
+export interface SendOptions {
+  /** false: send this message uncompressed even when permessage-deflate is on and it is over the threshold. Default true. */
+  compress?: boolean;
 }
 
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -105,6 +129,8 @@ export abstract class Protocol {
   private flags = 0;
   /** Created when the closing handshake starts or the connection fails. */
   private ending: Ending | null = null;
+  /** permessage-deflate, once negotiated. */
+  protected deflate: MessageDeflater | null = null;
 
   /** Which end this is: a property of the class, not a field of every connection. */
   abstract readonly side: Side;
@@ -182,6 +208,8 @@ export abstract class Protocol {
   receiveEof(): void {
     if (this.has(EOF_RECEIVED)) return;
     this.flags |= EOF_RECEIVED;
+    // The socket is gone: this connection's zlib streams, if it has any, go now rather than at a collection.
+    this.deflate?.release();
     this.discardInput();
     this.sendPendingClose();
     this.state = State.CLOSED;
@@ -227,8 +255,21 @@ export abstract class Protocol {
     return '';
   }
 
-  sendText(text: string): void {
+  /** What permessage-deflate was agreed, or null. */
+  get compression(): DeflateParams | null {
+    return this.deflate?.params ?? null;
+  }
+
+  sendText(text: string, options?: SendOptions): void {
     this.assertCanSendData();
+    const deflate = this.deflate;
+    if (deflate !== null && this.shouldCompress(deflate, text.length, options)) {
+      const bytes = Buffer.from(text, 'utf8');
+      if (bytes.length >= deflate.threshold) {
+        this.sendFrame(Opcode.TEXT, deflate.compress(bytes), true, RSV1);
+        return;
+      }
+    }
     const mask = this.nextMask();
     // At most 3 bytes per UTF-16 unit: short text is encoded straight into the output slab.
     if (text.length * 3 <= SLAB_FRAME_LIMIT - 14) {
@@ -244,15 +285,25 @@ export abstract class Protocol {
     this.sendFrame(Opcode.TEXT, Buffer.from(text, 'utf8'));
   }
 
-  sendBinary(data: Uint8Array): void {
+  sendBinary(data: Uint8Array, options?: SendOptions): void {
     this.assertCanSendData();
+    const deflate = this.deflate;
+    if (deflate !== null && this.shouldCompress(deflate, data.length, options)) {
+      this.sendFrame(Opcode.BINARY, deflate.compress(data), true, RSV1);
+      return;
+    }
     this.sendFrame(Opcode.BINARY, data);
   }
 
   /** Text for a string, binary for bytes. */
-  send(data: string | Uint8Array): void {
-    if (typeof data === 'string') this.sendText(data);
-    else this.sendBinary(data);
+  send(data: string | Uint8Array, options?: SendOptions): void {
+    if (typeof data === 'string') this.sendText(data, options);
+    else this.sendBinary(data, options);
+  }
+
+  /** Compression pays from the threshold on; a send may opt out. (For text, `length` counts UTF-16 units: at most its bytes.) */
+  private shouldCompress(deflate: MessageDeflater, length: number, options: SendOptions | undefined): boolean {
+    return deflate.canCompress && options?.compress !== false && length * 3 >= deflate.threshold;
   }
 
   /**
@@ -261,6 +312,13 @@ export abstract class Protocol {
    */
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
+    const deflate = this.deflate;
+    if (deflate !== null && message.compress && deflate.canCompress && message.payload.length >= deflate.threshold) {
+      // Without context takeover the compressed frame is the same for every such subscriber: made once.
+      if (this.side === 'server' && deflate.sharesCompression) this.pushOutput(message.compressedFrame(deflate));
+      else this.sendFrame(message.opcode, deflate.compress(message.payload), true, RSV1);
+      return;
+    }
     if (this.side === 'server') this.pushOutput(message.frame);
     else this.sendFrame(message.opcode, message.payload);
   }
@@ -438,6 +496,7 @@ export abstract class Protocol {
         // The common case: a whole, unfragmented message in the first chunk, decoded in place.
         if (
           r.fin &&
+          !r.messageCompressed &&
           (r.opcode === Opcode.TEXT || r.opcode === Opcode.BINARY) &&
           head !== undefined &&
           head.length - r.headOffset >= r.payloadLength
@@ -457,7 +516,7 @@ export abstract class Protocol {
         // A one-frame binary message needs no look at its bytes before it is whole (text is checked
         // as it arrives): its pieces stay masked and are unmasked while joined, one copy less.
         // No other header is read before it completes, so maskKey stays its key.
-        if (r.fin && r.masked && r.opcode === Opcode.BINARY) this.flags |= UNMASK_WHEN_JOINED;
+        if (r.fin && r.masked && r.opcode === Opcode.BINARY && !r.messageCompressed) this.flags |= UNMASK_WHEN_JOINED;
       }
       const control = isControlOpcode(r.opcode);
       while (r.payloadRemaining > 0) {
@@ -472,7 +531,7 @@ export abstract class Protocol {
           (r.controlPieces ??= []).push(this.has(LENT) ? Buffer.from(piece) : piece);
         } else {
           // §8.1: fail as soon as the text can no longer be UTF-8, mid-frame included.
-          if (r.messageOpcode === Opcode.TEXT && !(r.utf8 ??= new Utf8Validator()).feed(piece)) {
+          if (r.messageOpcode === Opcode.TEXT && !r.messageCompressed && !(r.utf8 ??= new Utf8Validator()).feed(piece)) {
             throw new ProtocolError('invalid UTF-8 in text message', CloseCode.INVALID_PAYLOAD);
           }
           r.message.add(piece, r.fin ? r.payloadRemaining + piece.length : Infinity, this.has(LENT));
@@ -514,7 +573,9 @@ export abstract class Protocol {
     const r = this.input!;
     const opcode = r.opcode;
     const payloadLength = r.payloadLength;
-    if (r.rsv !== 0) {
+    const rsv = r.rsv;
+    // RSV1 belongs to permessage-deflate once agreed, and then only on the first frame of a message (RFC 7692 §6).
+    if (rsv !== 0 && (rsv !== RSV1 || this.deflate === null)) {
       throw new ProtocolError('reserved bits set without a negotiated extension', CloseCode.PROTOCOL_ERROR);
     }
     // §5.1: clients mask every frame, servers none.
@@ -526,6 +587,7 @@ export abstract class Protocol {
       case Opcode.CLOSE:
       case Opcode.PING:
       case Opcode.PONG:
+        if (rsv !== 0) throw new ProtocolError('RSV1 on a control frame', CloseCode.PROTOCOL_ERROR);
         // §5.5: control frames are short and never fragmented.
         if (!r.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
         if (payloadLength > MAX_CONTROL_PAYLOAD) {
@@ -537,6 +599,7 @@ export abstract class Protocol {
         if (r.messageOpcode === 0) {
           throw new ProtocolError('continuation frame without a message to continue', CloseCode.PROTOCOL_ERROR);
         }
+        if (rsv !== 0) throw new ProtocolError('RSV1 on a continuation frame', CloseCode.PROTOCOL_ERROR);
         const maxFragments = this.options.maxFragments ?? 0;
         if (++r.messageFrames > maxFragments && maxFragments > 0) {
           throw new ProtocolError(`message in more than ${maxFragments} frames`, CloseCode.POLICY_VIOLATION);
@@ -550,6 +613,7 @@ export abstract class Protocol {
         }
         r.messageOpcode = opcode;
         r.messageFrames = 1;
+        r.messageCompressed = rsv === RSV1;
         break;
       default:
         throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, CloseCode.PROTOCOL_ERROR);
@@ -564,8 +628,18 @@ export abstract class Protocol {
 
   private completeMessage(): void {
     const r = this.input!;
-    const data = this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(r.message.parts()) : r.message.join();
     const text = r.messageOpcode === Opcode.TEXT;
+    if (r.messageCompressed) {
+      const inflated = this.deflate!.decompress(r.message.parts(), this.maxPayload, text);
+      r.message.clear();
+      r.messageOpcode = 0;
+      r.messageLength = 0;
+      r.messageFrames = 0;
+      r.messageCompressed = false;
+      this.emit({ type: 'message', data: text ? this.decodeText(inflated) : inflated });
+      return;
+    }
+    const data = this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(r.message.parts()) : r.message.join();
     r.message.clear();
     this.flags &= ~UNMASK_WHEN_JOINED;
     r.messageOpcode = 0;
@@ -635,6 +709,8 @@ export function checkProtocolOptions(options: ProtocolOptions): void {
   if (!(maxPayload >= 0)) throw new RangeError('maxPayload must be a non-negative number');
   const maxFragments = options.maxFragments ?? 0;
   if (!(Number.isSafeInteger(maxFragments) && maxFragments >= 0)) throw new RangeError('maxFragments must be a whole number, 0 or more');
+  const deflate = deflateOptions(options);
+  if (deflate !== null) checkDeflateOptions(deflate);
 }
 
 /** Close frame payload: 2-byte code and UTF-8 reason; empty for 1005. */

@@ -10,7 +10,9 @@ import {
   ReceivedRequest,
 } from './handshake.js';
 import { HeadCollector, HeadParseError, statusText } from './http1.js';
-import { checkProtocolOptions, Protocol, State, type ProtocolOptions } from './protocol.js';
+import { checkProtocolOptions, deflateOptions, Protocol, State, type ProtocolOptions } from './protocol.js';
+import { formatExtensions, parseExtensions } from './extensions.js';
+import { acceptOffer, MessageDeflater } from './permessage-deflate.js';
 
 export interface ServerProtocolOptions extends ProtocolOptions {
   /** Most bytes the request head may take. Default 16 KiB; over it: 431. */
@@ -105,7 +107,23 @@ export class ServerProtocol extends Protocol {
     if (subprotocol !== null && !request.subprotocols.includes(subprotocol)) {
       throw new RangeError(`subprotocol "${subprotocol}" was not offered by the client`);
     }
-    return switchingProtocolsResponse(request.headers['sec-websocket-key']!, subprotocol, options.headers);
+    return switchingProtocolsResponse(request.headers['sec-websocket-key']!, subprotocol, this.negotiateExtensions(request, options.headers ?? []));
+  }
+
+  /**
+   * The response headers with our answer to the client's extension offers
+   * added (permessage-deflate, unless turned off); the agreed compression is
+   * kept for when the 101 is sent.
+   */
+  private negotiateExtensions(request: HandshakeRequest, headers: ReadonlyArray<readonly [string, string]>): ReadonlyArray<readonly [string, string]> {
+    this.deflate = null;
+    const offered = request.headers['sec-websocket-extensions'];
+    const options = deflateOptions(this.options);
+    if (offered === undefined || options === null) return headers;
+    const chosen = acceptOffer(parseExtensions(offered), options);
+    if (chosen === null) return headers;
+    this.deflate = new MessageDeflater(chosen.params, 'server', options);
+    return [...headers, ['Sec-WebSocket-Extensions', formatExtensions([chosen.response])]];
   }
 
   /** A response refusing the handshake with `status` and a short plain-text body. */
@@ -124,6 +142,8 @@ export class ServerProtocol extends Protocol {
     this.responseStatus = response.status;
     this.head = null;
     this.pushOutput(serializeHandshakeResponse(response));
+    // Compression stands only when the 101 sent says so (a response made elsewhere may not).
+    if (response.status !== 101 || headerValue(response, 'sec-websocket-extensions') === null) this.deflate = null;
     if (response.status === 101) {
       this.subprotocol = headerValue(response, 'sec-websocket-protocol');
       // The connection may idle for hours: keep the request's text, not its parsed form.
