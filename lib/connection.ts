@@ -10,7 +10,7 @@ import { unwatchSend, watchSend, type SendWatched } from './send-timeout.js';
 import { keepaliveWheel, type KeepaliveWheel, type KeptAlive } from './keepalive.js';
 import { TrafficCounters } from './stats.js';
 import { logEvent, wants, type Logger } from './log.js';
-import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol } from './protocol/protocol.js';
+import { isEof, State, STATE_NAMES, type CloseInfo, type Message, type Protocol, type SendOptions } from './protocol/protocol.js';
 
 export type ConnectionState = (typeof STATE_NAMES)[number];
 
@@ -60,10 +60,14 @@ export interface WSConnection<D = unknown> extends AsyncIterable<Message> {
    * Rejects with InvalidStateError once the connection is closing (never
    * throws); an unawaited rejection is harmless.
    */
-  sendText(text: string): Promise<void>;
-  sendBinary(data: BinaryData): Promise<void>;
-  /** Text for a string, binary for bytes (any typed array, DataView or ArrayBuffer, as in the WHATWG API). */
-  send(data: string | BinaryData): Promise<void>;
+  sendText(text: string, options?: SendOptions): Promise<void>;
+  sendBinary(data: BinaryData, options?: SendOptions): Promise<void>;
+  /**
+   * Text for a string, binary for bytes (any typed array, DataView or
+   * ArrayBuffer, as in the WHATWG API). `{ compress: false }` sends this one
+   * uncompressed under permessage-deflate.
+   */
+  send(data: string | BinaryData, options?: SendOptions): Promise<void>;
   ping(data?: Uint8Array | string): Promise<void>;
   /**
    * Receive every message the server publishes to `topic` (`server.publish`,
@@ -466,9 +470,9 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
     return extras.closed;
   }
 
-  sendText(text: string): Promise<void> {
+  sendText(text: string, options?: SendOptions): Promise<void> {
     try {
-      this.protocol.sendText(text);
+      this.protocol.sendText(text, options);
     } catch (error) {
       return refused(error);
     }
@@ -476,9 +480,9 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
     return this.written();
   }
 
-  sendBinary(data: BinaryData): Promise<void> {
+  sendBinary(data: BinaryData, options?: SendOptions): Promise<void> {
     try {
-      this.protocol.sendBinary(bytesOf(data));
+      this.protocol.sendBinary(bytesOf(data), options);
     } catch (error) {
       return refused(error);
     }
@@ -486,9 +490,9 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
     return this.written();
   }
 
-  send(data: string | BinaryData): Promise<void> {
+  send(data: string | BinaryData, options?: SendOptions): Promise<void> {
     try {
-      this.protocol.send(typeof data === 'string' ? data : bytesOf(data));
+      this.protocol.send(typeof data === 'string' ? data : bytesOf(data), options);
     } catch (error) {
       return refused(error);
     }

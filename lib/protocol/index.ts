@@ -14,7 +14,10 @@ export {
   type ProtocolEvent,
   type ProtocolOptions,
   type CloseInfo,
+  type SendOptions,
 } from './protocol.js';
+export { parseExtensions, formatExtensions, ExtensionHeaderError, type Extension } from './extensions.js';
+export { PERMESSAGE_DEFLATE, type PerMessageDeflateOptions, type DeflateParams } from './permessage-deflate.js';
 export { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close.js';
 export { WebSocketError, ProtocolError, HandshakeError, InvalidStateError } from './errors.js';
 export { Opcode, MAX_CONTROL_PAYLOAD, writeFrameHeader, headerLength } from './frame.js';

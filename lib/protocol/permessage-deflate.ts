@@ -28,6 +28,14 @@ export const PERMESSAGE_DEFLATE = 'permessage-deflate';
 export interface PerMessageDeflateOptions {
   /** Messages shorter than this many bytes are sent uncompressed. Default 1024. */
   threshold?: number;
+  /**
+   * Messages longer than this many bytes are sent uncompressed too: zlib runs
+   * synchronously, so this bounds how long one send holds the event loop
+   * (about 10 ms per MiB at level 6), and some peers refuse compressed
+   * messages that inflate past 4 MiB (Node's built-in WebSocket). Default
+   * 1 MiB. What we receive is inflated whatever its size, up to maxPayload.
+   */
+  compressLimit?: number;
   /** zlib level for what we send, 0–9. Default 6 (zlib's own default). */
   level?: number;
   /** zlib memLevel for what we send, 1–9: less memory per compressing context, slower. Default 8. */
@@ -61,6 +69,7 @@ export interface DeflateParams {
 }
 
 const DEFAULT_THRESHOLD = 1024;
+const DEFAULT_COMPRESS_LIMIT = 1024 * 1024;
 const MIN_WINDOW_BITS = 8;
 const MAX_WINDOW_BITS = 15;
 const PARAMS = new Set(['server_no_context_takeover', 'client_no_context_takeover', 'server_max_window_bits', 'client_max_window_bits']);
@@ -81,6 +90,8 @@ export function checkDeflateOptions(options: PerMessageDeflateOptions): void {
   inRange('memLevel', 1, 9);
   inRange('serverMaxWindowBits', MIN_WINDOW_BITS, MAX_WINDOW_BITS);
   inRange('clientMaxWindowBits', MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+  const limit = options.compressLimit;
+  if (limit !== undefined && !(limit >= 0)) throw new RangeError(`perMessageDeflate.compressLimit must be 0 or more, got ${String(limit)}`);
   const threshold = options.threshold;
   if (threshold !== undefined && !(threshold >= 0)) throw new RangeError(`perMessageDeflate.threshold must be 0 or more, got ${String(threshold)}`);
 }
@@ -280,6 +291,8 @@ export class MessageDeflater {
   private deflater: SyncZlib | null = null;
   private inflater: SyncZlib | null = null;
   readonly threshold: number;
+  /** Largest message compressed (see compressLimit). */
+  readonly limit: number;
   /** False when we may not compress at all (the peer allows only a 256-byte window). */
   readonly canCompress: boolean;
   private readonly ownTakeover: boolean;
@@ -293,6 +306,7 @@ export class MessageDeflater {
     private readonly options: PerMessageDeflateOptions,
   ) {
     this.threshold = options.threshold ?? DEFAULT_THRESHOLD;
+    this.limit = options.compressLimit ?? DEFAULT_COMPRESS_LIMIT;
     const server = side === 'server';
     this.ownTakeover = !(server ? params.serverNoContextTakeover : params.clientNoContextTakeover);
     this.ownBits = server ? params.serverMaxWindowBits : params.clientMaxWindowBits;

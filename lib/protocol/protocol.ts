@@ -265,7 +265,7 @@ export abstract class Protocol {
     const deflate = this.deflate;
     if (deflate !== null && this.shouldCompress(deflate, text.length, options)) {
       const bytes = Buffer.from(text, 'utf8');
-      if (bytes.length >= deflate.threshold) {
+      if (bytes.length >= deflate.threshold && bytes.length <= deflate.limit) {
         this.sendFrame(Opcode.TEXT, deflate.compress(bytes), true, RSV1);
         return;
       }
@@ -288,7 +288,7 @@ export abstract class Protocol {
   sendBinary(data: Uint8Array, options?: SendOptions): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    if (deflate !== null && this.shouldCompress(deflate, data.length, options)) {
+    if (deflate !== null && this.shouldCompress(deflate, data.length, options) && data.length <= deflate.limit) {
       this.sendFrame(Opcode.BINARY, deflate.compress(data), true, RSV1);
       return;
     }
@@ -303,7 +303,7 @@ export abstract class Protocol {
 
   /** Compression pays from the threshold on; a send may opt out. (For text, `length` counts UTF-16 units: at most its bytes.) */
   private shouldCompress(deflate: MessageDeflater, length: number, options: SendOptions | undefined): boolean {
-    return deflate.canCompress && options?.compress !== false && length * 3 >= deflate.threshold;
+    return deflate.canCompress && options?.compress !== false && length * 3 >= deflate.threshold && length <= deflate.limit;
   }
 
   /**
@@ -313,7 +313,8 @@ export abstract class Protocol {
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    if (deflate !== null && message.compress && deflate.canCompress && message.payload.length >= deflate.threshold) {
+    const length = message.payload.length;
+    if (deflate !== null && message.compress && deflate.canCompress && length >= deflate.threshold && length <= deflate.limit) {
       // Without context takeover the compressed frame is the same for every such subscriber: made once.
       if (this.side === 'server' && deflate.sharesCompression) this.pushOutput(message.compressedFrame(deflate));
       else this.sendFrame(message.opcode, deflate.compress(message.payload), true, RSV1);

@@ -160,10 +160,16 @@ test('101 choosing a subprotocol when none was offered → HandshakeError status
   assertHandshakeError(error, 101);
 });
 
-test('101 with a Sec-WebSocket-Extensions header (none offered) → HandshakeError status 101', { timeout: 5000 }, async () => {
-  const { error } = await refused((raw, key) => raw.write(switchingProtocols(key, ['Sec-WebSocket-Extensions: permessage-deflate'])));
+test('101 with a Sec-WebSocket-Extensions header naming one not offered → HandshakeError status 101', { timeout: 5000 }, async () => {
+  const { error } = await refused((raw, key) => raw.write(switchingProtocols(key, ['Sec-WebSocket-Extensions: x-custom'])));
   assertHandshakeError(error, 101);
-  assert.equal(error.headers['sec-websocket-extensions'], 'permessage-deflate');
+  assert.equal(error.headers['sec-websocket-extensions'], 'x-custom');
+  assert.match(error.message, /x-custom/);
+});
+
+test('101 accepting permessage-deflate when compression was turned off (none offered) → HandshakeError status 101', { timeout: 5000 }, async () => {
+  const { error } = await refused((raw, key) => raw.write(switchingProtocols(key, ['Sec-WebSocket-Extensions: permessage-deflate'])), { perMessageDeflate: false });
+  assertHandshakeError(error, 101);
   assert.match(error.message, /permessage-deflate/);
 });
 

@@ -51,7 +51,9 @@ test('the request: GET, HTTP/1.1, Host with the non-default port, upgrade header
     assert.match(key, /^[A-Za-z0-9+/]{22}==$/, 'the key is base64 of 16 bytes');
     assert.equal(Buffer.from(key, 'base64').length, 16);
     assert.notEqual(second.headers['sec-websocket-key'], key, 'each connection gets a new random key');
-    for (const absent of ['origin', 'sec-websocket-protocol', 'sec-websocket-extensions', 'content-length', 'transfer-encoding']) {
+    // Compression is offered as browsers offer it.
+    assert.equal(head.headers['sec-websocket-extensions'], 'permessage-deflate; client_max_window_bits');
+    for (const absent of ['origin', 'sec-websocket-protocol', 'content-length', 'transfer-encoding']) {
       assert.equal(head.headers[absent], undefined, `no ${absent} header unless asked for`);
     }
     // Each header appears once.

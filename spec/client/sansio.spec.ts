@@ -94,6 +94,7 @@ test('sendRequest() writes the exact request head, once', { timeout: 5000 }, () 
       'Sec-WebSocket-Version: 13\r\n' +
       'Origin: http://example.com\r\n' +
       'Sec-WebSocket-Protocol: chat, superchat\r\n' +
+      'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' +
       'X-Extra: yes\r\n' +
       '\r\n',
   );

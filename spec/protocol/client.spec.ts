@@ -70,6 +70,7 @@ describe('ClientProtocol handshake', () => {
         'Sec-WebSocket-Version: 13\r\n' +
         'Origin: http://example.com\r\n' +
         'Sec-WebSocket-Protocol: a, b\r\n' +
+        'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' +
         'Authorization: Bearer t\r\n' +
         '\r\n',
     );
@@ -119,7 +120,10 @@ describe('ClientProtocol handshake', () => {
     ['no Upgrade', responseHead(GOOD.filter((l) => !l.startsWith('Upgrade'))), 101],
     ['no Connection', responseHead(GOOD.filter((l) => !l.startsWith('Connection'))), 101],
     ['a wrong accept', responseHead([...GOOD.slice(0, 2), 'Sec-WebSocket-Accept: AAAA']), 101],
-    ['extensions not offered', responseHead([...GOOD, 'Sec-WebSocket-Extensions: permessage-deflate']), 101],
+    ['an extension not offered', responseHead([...GOOD, 'Sec-WebSocket-Extensions: x-webkit-deflate-frame']), 101],
+    ['permessage-deflate twice', responseHead([...GOOD, 'Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate']), 101],
+    ['a permessage-deflate parameter never offered', responseHead([...GOOD, 'Sec-WebSocket-Extensions: permessage-deflate; x=1']), 101],
+    ['a malformed extensions header', responseHead([...GOOD, 'Sec-WebSocket-Extensions: permessage-deflate;;']), 101],
     ['a subprotocol not offered', responseHead([...GOOD, 'Sec-WebSocket-Protocol: chat']), 101],
   ];
   for (const [name, bytes, status] of refusals) {

@@ -52,7 +52,8 @@ describe('server.stats()', () => {
       },
       '127.0.0.1',
       0,
-      { path: '/echo', authorize: (req) => (req.request.headers['x-no'] ? reject(401, 'no') : undefined) },
+      // Uncompressed, so that the byte counts follow the payloads.
+      { path: '/echo', perMessageDeflate: false, authorize: (req) => (req.request.headers['x-no'] ? reject(401, 'no') : undefined) },
     );
     try {
       const empty = server.stats();

@@ -317,7 +317,7 @@ test('sendTimeout: a client that stops reading is dropped by the server with a S
     {
       onOpen(conn) {
         // More than the inbox and the in-memory buffers take.
-        for (let i = 0; i < 64; i++) void conn.sendBinary(Buffer.alloc(64 * 1024));
+        for (let i = 0; i < 64; i++) void conn.sendBinary(Buffer.alloc(64 * 1024), { compress: false });
       },
       onError(_conn, error) {
         errors.push(error);
@@ -342,7 +342,7 @@ test('sendTimeout: a client that reads slowly but steadily is not dropped (progr
   const client = await testClient(
     {
       onOpen(conn) {
-        for (let i = 0; i < 64; i++) void conn.sendBinary(Buffer.alloc(64 * 1024, i));
+        for (let i = 0; i < 64; i++) void conn.sendBinary(Buffer.alloc(64 * 1024, i), { compress: false });
       },
       onError(_conn, error) {
         errors.push(error);
