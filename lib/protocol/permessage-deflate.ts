@@ -31,7 +31,7 @@ export interface PerMessageDeflateOptions {
   /**
    * Messages longer than this many bytes are sent uncompressed too: zlib runs
    * synchronously, so this bounds how long one send holds the event loop
-   * (about 10 ms per MiB at level 6), and some peers refuse compressed
+   * (4–17 ms per MiB at level 6), and some peers refuse compressed
    * messages that inflate past 4 MiB (Node's built-in WebSocket). Default
    * 1 MiB. What we receive is inflated whatever its size, up to maxPayload.
    */
