@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { InvalidStateError, WebSocketError } from './protocol/errors.js';
 import type { HandshakeRequest } from './protocol/handshake.js';
 import type { PreparedMessage } from './protocol/prepared.js';
+import type { DeflateParams } from './protocol/permessage-deflate.js';
 import type { TopicRegistry } from './apps/pubsub.js';
 import { addressText, compactAddress, peerOf, type CompactAddress } from './peer-address.js';
 import { LARGE_READ, spendReadTurn, type TurnTaker } from './fair-reads.js';
@@ -47,6 +48,8 @@ export interface WSConnection<D = unknown> extends AsyncIterable<Message> {
   readonly bufferedAmount: number;
   /** The subprotocol agreed in the handshake, or null. */
   readonly subprotocol: string | null;
+  /** The permessage-deflate parameters agreed in the handshake, or null when messages go uncompressed. */
+  readonly compression: DeflateParams | null;
   /** Per-connection storage for application data (user id, session, …). */
   readonly attributes: Map<string, unknown>;
   /** Close code and reason (§7.1.5–6); meaningful once the state is CLOSED. */
@@ -443,6 +446,10 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
 
   get subprotocol(): string | null {
     return this.protocol.subprotocol;
+  }
+
+  get compression(): DeflateParams | null {
+    return this.protocol.compression;
   }
 
   get closeCode(): number {
