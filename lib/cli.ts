@@ -5,8 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
+import { Connection, type WSConnection } from './connection.js';
 import { lineLogger } from './log.js';
 import { listenMetrics } from './metrics.js';
+import { ClientProtocol } from './protocol/client.js';
 import { Server, type Handler } from './server/serve.js';
 import { echoHandler, roomHandler } from './service/builtins.js';
 import { ConfigError } from './service/checker.js';
@@ -18,6 +20,7 @@ Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
                [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
                [--ping-interval 20] [--ping-timeout 20] [--idle-timeout 0] [--verbose] [--metrics-port N]
+               [--no-compression]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
   resound room [same options as echo]
@@ -30,11 +33,11 @@ Usage:
       Routes and limits are applied again on SIGHUP and when the file
       changes; SIGINT or SIGTERM closes every connection (1001) and exits.
   resound client ws://host:port/path [--binary] [--subprotocol NAME] [--header "Name: value"]
-                 [--origin URL] [--ca FILE] [--insecure]
+                 [--origin URL] [--ca FILE] [--insecure] [--no-compression]
       Console client: sends each line read from standard input as a message
       (text, or binary with --binary) and prints every message received on
-      standard output; the subprotocol agreed and the close code go to
-      standard error. End of input (Ctrl-D) closes the connection.
+      standard output; the subprotocol and extensions agreed and the close
+      code go to standard error. End of input (Ctrl-D) closes the connection.
   resound --help
 
 Options:
@@ -66,6 +69,10 @@ Options:
   --metrics-port  echo, room: serve Prometheus metrics on
                   http://HOST:N/metrics
   --quiet         echo, room: do not print the listening URL
+  --no-compression
+                  echo, room: do not accept permessage-deflate (RFC 7692),
+                  which is otherwise agreed with every client that offers it;
+                  client: do not offer it (offered by default)
   --no-watch      serve: reload on SIGHUP only, not when the file changes
   --check         serve: check the config (handler modules and TLS files
                   included), print OK and exit, without listening
@@ -95,6 +102,7 @@ const OPTIONS = {
   verbose: { type: 'boolean', default: false },
   'metrics-port': { type: 'string' },
   quiet: { type: 'boolean', default: false },
+  'no-compression': { type: 'boolean', default: false },
   'no-watch': { type: 'boolean', default: false },
   check: { type: 'boolean', default: false },
   binary: { type: 'boolean', default: false },
@@ -175,6 +183,7 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
     pingInterval: seconds(values, 'ping-interval'),
     pingTimeout: seconds(values, 'ping-timeout'),
     idleTimeout: seconds(values, 'idle-timeout'),
+    perMessageDeflate: !values['no-compression'],
     logger: values.verbose ? lineLogger('info') : undefined,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
@@ -237,9 +246,11 @@ async function client(url: string, values: Values, maxPayload: number): Promise<
     origin: values.origin,
     ca: values.ca === undefined ? undefined : readFileSync(values.ca),
     rejectUnauthorized: !values.insecure,
+    perMessageDeflate: !values['no-compression'],
   });
   // Standard error: standard output carries the messages only.
   process.stderr.write(`connected to ${url} (subprotocol: ${conn.subprotocol ?? 'none'})\n`);
+  process.stderr.write(`extensions: ${agreedExtensions(conn) ?? 'none'}\n`);
   const lines = createInterface({ input: process.stdin, terminal: false });
   lines.on('line', (line) => {
     if (conn.state !== 'OPEN') return;
@@ -253,6 +264,12 @@ async function client(url: string, values: Values, maxPayload: number): Promise<
   lines.close();
   process.stderr.write(`closed: ${conn.closeCode}${conn.closeReason ? ` ${conn.closeReason}` : ''}\n`);
   return conn.closeCode === 1000 || conn.closeCode === 1001 || conn.closeCode === 1005 ? 0 : 1;
+}
+
+/** The server's Sec-WebSocket-Extensions answer as it wrote it (what was agreed), or null without one. */
+function agreedExtensions(conn: WSConnection): string | null {
+  if (!(conn instanceof Connection) || !(conn.protocol instanceof ClientProtocol)) return null;
+  return conn.protocol.response?.headers['sec-websocket-extensions'] ?? null;
 }
 
 main(process.argv.slice(2)).then(

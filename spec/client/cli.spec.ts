@@ -1,16 +1,17 @@
 /**
- * `resound client URL [--binary] [--header] [--origin] [--ca] [--insecure]`:
+ * `resound client URL [--binary] [--header] [--origin] [--ca] [--insecure] [--no-compression]`:
  * lines from standard input go out as
  * messages; every message received is printed; end of input closes the
- * connection and the process exits 0 after a normal close.
+ * connection and the process exits 0 after a normal close. The extensions
+ * agreed (permessage-deflate, offered by default) are printed on stderr.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
-import { type Message } from '../../lib/index.js';
-import { selfSignedCertificate } from '../support.js';
+import { type DeflateParams, type Message, type WSConnection } from '../../lib/index.js';
+import { selfSignedCertificate, until } from '../support.js';
 import { CLI_PATH, startResound, withTimeout } from './helpers.js';
 
 interface Run {
@@ -180,5 +181,54 @@ test('resound client over wss:// to a self-signed server: --ca FILE and --insecu
     assert.equal(refused.stdout, '');
   } finally {
     await new Promise<void>((resolve) => bare.close(() => resolve()));
+  }
+});
+
+/** What Connection has and WSConnection does not show: the socket and the protocol. */
+interface Wire {
+  socket: Socket;
+  protocol: { compression: DeflateParams | null };
+}
+const wire = (conn: WSConnection): Wire => conn as unknown as Wire;
+
+test('resound client offers permessage-deflate and prints what was agreed; --no-compression offers nothing', { timeout: 15_000 }, async () => {
+  const seen: Array<{ offer: string | undefined; compression: DeflateParams | null; bytesRead: number }> = [];
+  const peer = await startResound({
+    onOpen(conn) {
+      seen.push({ offer: conn.request.headers['sec-websocket-extensions'], compression: wire(conn).protocol.compression, bytesRead: 0 });
+    },
+    onMessage: (conn, message) => void conn.send(message),
+    onClose(conn) {
+      seen.at(-1)!.bytesRead = wire(conn).socket.bytesRead;
+    },
+  });
+  const long = 'a long line that compresses well '.repeat(300);
+  try {
+    const on = await runCli(['client', `${peer.url}/`], `${long}\nshort\n`);
+    assert.equal(on.code, 0, on.stderr);
+    assert.equal(on.stdout, `${long}\nshort\n`, 'both echoes, the compressed one whole');
+    assert.match(on.stderr, /^connected to ws:\/\/127\.0\.0\.1:\d+\/ \(subprotocol: none\)\nextensions: permessage-deflate; server_no_context_takeover$/m);
+    const off = await runCli(['client', `${peer.url}/`, '--no-compression'], `${long}\n`);
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal(off.stdout, `${long}\n`);
+    assert.match(off.stderr, /^extensions: none$/m);
+    await until(() => seen.length === 2 && seen[1]!.bytesRead > 0, 'both connections to close');
+    assert.equal(seen[0]!.offer, 'permessage-deflate; client_max_window_bits');
+    assert.deepEqual(seen[0]!.compression, { serverNoContextTakeover: true, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 });
+    assert.ok(seen[0]!.bytesRead < long.length / 4, `${seen[0]!.bytesRead} bytes read from the client for a ${long.length}-byte line: not compressed`);
+    assert.equal(seen[1]!.offer, undefined, '--no-compression: no offer');
+    assert.equal(seen[1]!.compression, null);
+    assert.ok(seen[1]!.bytesRead > long.length);
+  } finally {
+    await peer.close();
+  }
+  // A server that declines: offered, not agreed, and said so.
+  const plain = await startResound((conn, message) => void conn.send(message), { perMessageDeflate: false });
+  try {
+    const run = await runCli(['client', `${plain.url}/`], 'hi\n');
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^extensions: none$/m);
+  } finally {
+    await plain.close();
   }
 });

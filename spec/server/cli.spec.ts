@@ -1,15 +1,31 @@
 /**
  * The `resound` CLI as a user runs it: `resound echo` and `resound room` in a child process
  * (port 0 prints the real URL), SIGTERM shuts it down cleanly, `--help`
- * prints usage, the keepalive, logging and metrics flags; and the echo
- * server's peak memory for a 16 MiB message.
+ * prints usage, the keepalive, logging, metrics and --no-compression flags;
+ * and the echo server's peak memory for a 16 MiB message.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { connect } from '../../lib/index.js';
 import { selfSignedCertificate } from '../support.js';
-import { assertSameBytes, clientFrame, closeOf, delay, MiB, patternBytes, RawPeer, reapCli as reap, runCli as run, startEchoCli as startEcho, until, withTimeout, WSClient } from './helpers.js';
+import {
+  assertSameBytes,
+  clientFrame,
+  closeOf,
+  delay,
+  handshakeRequest,
+  MiB,
+  patternBytes,
+  RawPeer,
+  reapCli as reap,
+  runCli as run,
+  startEchoCli as startEcho,
+  until,
+  withTimeout,
+  WSClient,
+} from './helpers.js';
 
 test('resound echo --port 0: prints the real URL, echoes, exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
   const { child, url } = await startEcho(t);
@@ -69,6 +85,7 @@ test('resound --help prints usage and exits 0', { timeout: 10_000 }, async (t) =
     assert.match(child.stdout(), /Usage:/);
     assert.match(child.stdout(), /resound echo/);
     assert.match(child.stdout(), /--port/);
+    assert.match(child.stdout(), /--no-compression/);
   }
 });
 
@@ -216,6 +233,40 @@ test('bad --ping-interval, --ping-timeout, --idle-timeout and --metrics-port val
       assert.equal(bad.stdout(), '', 'nothing listened');
     }),
   );
+});
+
+test('resound echo and room agree on permessage-deflate by default; --no-compression declines the offer', { timeout: 20_000 }, async (t) => {
+  const text = 'compressed through the CLI ✓ '.repeat(100);
+  const bytes = Buffer.from(text, 'utf8');
+  // What a client without context sends: deflated, sync-flushed, the trailing 00 00 ff ff removed.
+  const payload = deflateRawSync(bytes, { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4);
+  for (const command of ['echo', 'room']) {
+    for (const off of [false, true]) {
+      const what = `resound ${command}${off ? ' --no-compression' : ''}`;
+      const { child, url } = await startEcho(t, off ? ['--no-compression'] : [], command);
+      const peer = await RawPeer.connect(Number(new URL(url).port));
+      peer.write(handshakeRequest({ extra: ['Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits'] }));
+      const response = await peer.response();
+      assert.equal(response.status, 101, `${what}: ${response.statusLine}`);
+      peer.write(clientFrame(0x1, payload, { rsv: 0x40 }));
+      const frame = await peer.nextFrame();
+      if (off) {
+        assert.equal(response.headers['sec-websocket-extensions'], undefined, what);
+        // Not agreed, so RSV1 is a protocol error.
+        assert.equal(closeOf(frame).code, 1002, what);
+      } else {
+        assert.equal(response.headers['sec-websocket-extensions'], 'permessage-deflate; server_no_context_takeover', what);
+        // The echo (room: the publish to the sender) comes back compressed.
+        assert.equal(frame.rsv, 0x40, `${what}: RSV1 on the echo`);
+        assert.ok(frame.payload.length < bytes.length / 4, `${what}: ${frame.payload.length} bytes for ${bytes.length}`);
+        const inflated = inflateRawSync(Buffer.concat([frame.payload, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: constants.Z_SYNC_FLUSH });
+        assert.equal(inflated.toString('utf8'), text, what);
+      }
+      peer.destroy();
+      child.proc.kill('SIGTERM');
+      assert.deepEqual(await withTimeout(child.exited, 8000, `${what} to exit`), { code: 0, signal: null }, child.stderr());
+    }
+  }
 });
 
 /** Resident set size and its peak, in bytes, from /proc/PID/status. */
