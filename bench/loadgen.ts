@@ -16,6 +16,10 @@
  * not checked); the decrypted bytes land in the same shared buffer (`onread`
  * works on a TLS socket too) and go through the same code.
  *
+ * The deflate scenarios offer permessage-deflate, send compressed frames
+ * (RSV1) built once, and parse, inflate and compare every reply (runDeflate):
+ * loadgen.c has no zlib, so they run here whatever --loadgen says.
+ *
  * Prints one JSON line (LoadgenResult) on standard output and exits. The
  * fanout scenario's subscribers count their messages the same way, by bytes.
  * Every echo scenario times each round trip (RoundTrips) and reports p50, p90,
@@ -26,19 +30,24 @@ import { connect, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { scenarioNamed, type ChurnScenario, type EchoScenario, type FanoutScenario, type IdleScenario, type LoadgenResult } from './scenarios.js';
+import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { scenarioNamed, type ChurnScenario, type DeflateScenario, type EchoScenario, type FanoutScenario, type IdleScenario, type LoadgenResult } from './scenarios.js';
 import {
   CLIENT_CLOSE,
+  DEFLATE_OFFER,
   OPCODE_BINARY,
   OPCODE_CLOSE,
   OPCODE_TEXT,
   checkUpgradeResponse,
   clientFrame,
   cpuTimeMs,
+  deflateAnswer,
+  jsonMessage,
   payload,
   serverFrame,
   upgradeRequest,
   machineTicks,
+  vmHwmKiB,
   vmRssKiB,
 } from './wire.js';
 
@@ -195,7 +204,8 @@ abstract class Client {
   /** Set when the close is ours or expected; any other close fails the run. */
   closing = false;
 
-  constructor() {
+  /** `request`: the upgrade request to send (the deflate scenarios' offers permessage-deflate). */
+  constructor(request: Buffer = REQUEST) {
     const options = {
       host: '127.0.0.1',
       port,
@@ -212,10 +222,10 @@ abstract class Client {
     if (scenario.tls === true) {
       this.socket = connectTls({ ...options, ...(tlsCa === null ? { rejectUnauthorized: false } : { ca: tlsCa }) });
       this.socket.setNoDelay(true);
-      this.socket.on('secureConnect', () => this.socket.write(REQUEST));
+      this.socket.on('secureConnect', () => this.socket.write(request));
     } else {
       this.socket = connect(options);
-      this.socket.on('connect', () => this.socket.write(REQUEST));
+      this.socket.on('connect', () => this.socket.write(request));
     }
     this.socket.on('end', () => this.onEnd());
     this.socket.on('error', (error) => this.onError(error));
@@ -231,12 +241,13 @@ abstract class Client {
       if (this.head.length > 16 * 1024) fail('handshake response head over 16 KiB');
       return;
     }
-    const problem = checkUpgradeResponse(this.head.slice(0, end));
+    const head = this.head.slice(0, end);
+    const problem = checkUpgradeResponse(head);
     if (problem !== null) return fail(`handshake: ${problem}`);
     const extra = this.head.length - end - 4;
     this.head = '';
     this.open = true;
-    this.onOpen();
+    this.onOpen(head);
     if (extra > 0) this.onFrames(READ_BUFFER, n - extra, n);
   }
 
@@ -245,7 +256,8 @@ abstract class Client {
     this.socket.destroy();
   }
 
-  protected abstract onOpen(): void;
+  /** `head`: the 101's status line and header lines. */
+  protected abstract onOpen(head: string): void;
   protected abstract onFrames(buffer: Buffer, start: number, end: number): void;
   protected onEnd(): void {}
   protected onError(error: Error): void {
@@ -357,6 +369,269 @@ function runEcho(s: EchoScenario): void {
   }
 
   for (let i = 0; i < s.connections; i++) clients.push(new EchoClient());
+}
+
+/** What a sync flush leaves at the end of a compressed message, left off on the wire (RFC 7692 §7.2.1). */
+const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+/** The largest LZ77 window (2^15 bytes): as far back as a kept context can refer. */
+const DEFLATE_WINDOW = 1 << 15;
+
+/**
+ * JSON text echoed with permessage-deflate. The client compresses every
+ * message with a fresh raw deflate, as client_no_context_takeover would have
+ * it (always valid for a client, negotiated or not), so each of the scenario's
+ * messages is compressed and masked once for the run and then only written.
+ * Every reply is inflated and compared with the message it echoes. When the
+ * server keeps its context (no server_no_context_takeover in its answer, ws's
+ * default), each reply is inflated with the connection's previous inflated
+ * replies as the dictionary: after a sync flush the last 32 KiB of output is
+ * all the state an inflate stream carries to the next message, so a fresh
+ * synchronous inflate primed with it reads the message as a kept stream would.
+ */
+function runDeflate(s: DeflateScenario): void {
+  // Variants in turn: a server keeping its context must not see the same message again and again.
+  const messages = Array.from({ length: s.variants }, (_, i) => jsonMessage(s.size, i));
+  const longest = Math.max(...messages.map((m) => m.length));
+  const meanJson = messages.reduce((sum, m) => sum + m.length, 0) / messages.length;
+  // An echo is never longer: the bound stops a bad reply from inflating without end.
+  const inflateOptions = { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: longest + 1 };
+  const maxFrame = longest + 1024;
+  const request = upgradeRequest(port, DEFLATE_OFFER);
+  const roundTrips = new RoundTrips();
+  const answers = new Set<string>();
+  let recording = false;
+  let stopped = false;
+  let receivedBytes = 0;
+  let echoed = 0;
+  let compressedReplies = 0;
+  let opened = 0;
+  const clients: DeflateClient[] = [];
+
+  /** The compressed frames, one after another, then the first `inflight` again: any `inflight` in a row are one slice. */
+  interface Frames {
+    bytes: Buffer;
+    offsets: number[];
+    meanPayload: number;
+  }
+  const framesByBits = new Map<number, Frames>();
+  function framesFor(windowBits: number): Frames {
+    const known = framesByBits.get(windowBits);
+    if (known !== undefined) return known;
+    const list = messages.map((message) => {
+      const compressed = deflateRawSync(message, { finishFlush: constants.Z_SYNC_FLUSH, windowBits });
+      if (!compressed.subarray(-DEFLATE_TAIL.length).equals(DEFLATE_TAIL)) throw new Error('a sync flush did not end with 00 00 ff ff');
+      return compressed.subarray(0, compressed.length - DEFLATE_TAIL.length);
+    });
+    const ring = Array.from({ length: s.variants + s.inflight }, (_, i) => clientFrame(OPCODE_TEXT, list[i % s.variants]!, true));
+    const offsets = [0];
+    for (const frame of ring) offsets.push(offsets[offsets.length - 1]! + frame.length);
+    const frames = { bytes: Buffer.concat(ring), offsets, meanPayload: list.reduce((sum, c) => sum + c.length, 0) / list.length };
+    framesByBits.set(windowBits, frames);
+    return frames;
+  }
+
+  class DeflateClient extends Client {
+    private frames: Frames | null = null;
+    /** The server compresses each message with what it sent before (no server_no_context_takeover). */
+    private keepContext = false;
+    /** With keepContext: the inflated replies, their last DEFLATE_WINDOW bytes ending at historyEnd. */
+    private history: Buffer | null = null;
+    private historyEnd = 0;
+    /** The start of a frame whose end is still to come (reads land in the shared READ_BUFFER). */
+    private pending: Buffer | null = null;
+    private pendingLength = 0;
+    private nextSend = 0;
+    private nextReply = 0;
+    /** When each message in flight was written, oldest at `oldest` (replies come in order). */
+    private readonly sentAt = new Float64Array(s.inflight);
+    private oldest = 0;
+
+    constructor() {
+      super(request);
+    }
+
+    protected onOpen(head: string): void {
+      const answer = deflateAnswer(head);
+      if (typeof answer === 'string') return fail(`handshake: ${answer}`);
+      // zlib's raw deflate cannot keep to a 256-byte window (it uses 512).
+      if (answer.clientMaxWindowBits < 9) return fail(`handshake: the server asked for client_max_window_bits=${answer.clientMaxWindowBits}, which zlib cannot honour`);
+      answers.add(answer.text);
+      this.keepContext = !answer.serverNoContextTakeover;
+      this.frames = framesFor(answer.clientMaxWindowBits);
+      if (++opened === s.connections) start();
+    }
+
+    send(): void {
+      this.sentAt.fill(performance.now());
+      this.write(s.inflight);
+    }
+
+    private write(count: number): void {
+      const { bytes, offsets } = this.frames!;
+      this.socket.write(bytes.subarray(offsets[this.nextSend]!, offsets[this.nextSend + count]!));
+      this.nextSend = (this.nextSend + count) % s.variants;
+    }
+
+    protected onFrames(buffer: Buffer, start: number, end: number): void {
+      receivedBytes += end - start;
+      let data = buffer;
+      let at = start;
+      let stop = end;
+      if (this.pendingLength > 0) {
+        this.keep(buffer, start, end);
+        data = this.pending!;
+        at = 0;
+        stop = this.pendingLength;
+      }
+      let replies = 0;
+      while (stop - at >= 2) {
+        const second = data[at + 1]!;
+        if (second & 0x80) return fail('the server sent a masked frame');
+        let length = second & 0x7f;
+        let headLength = 2;
+        if (length === 126) {
+          if (stop - at < 4) break;
+          length = data.readUInt16BE(at + 2);
+          headLength = 4;
+        } else if (length === 127) {
+          if (stop - at < 10) break;
+          length = Number(data.readBigUInt64BE(at + 2));
+          headLength = 10;
+        }
+        if (length > maxFrame) return fail(`a ${length}-byte frame, longer than any message sent`);
+        if (stop - at < headLength + length) break;
+        if (this.reply(data[at]!, data.subarray(at + headLength, at + headLength + length))) replies++;
+        at += headLength + length;
+      }
+      if (data === this.pending) {
+        data.copyWithin(0, at, stop);
+        this.pendingLength = stop - at;
+      } else if (at < stop) {
+        this.keep(buffer, at, stop);
+      }
+      echoed += replies;
+      if (replies === 0 || stopped) return;
+      if (replies > s.inflight) return fail(`${replies} replies for ${s.inflight} messages in flight`);
+      // Each reply frees its message's slot for the message written in its place now.
+      const now = performance.now();
+      for (let i = 0; i < replies; i++) {
+        if (recording) roundTrips.record((now - this.sentAt[this.oldest]!) * 1e6);
+        this.sentAt[this.oldest] = now;
+        if (++this.oldest === s.inflight) this.oldest = 0;
+      }
+      this.write(replies);
+    }
+
+    /** Append bytes to `pending`, growing it when needed. */
+    private keep(buffer: Buffer, start: number, end: number): void {
+      const need = this.pendingLength + end - start;
+      if (this.pending === null || this.pending.length < need) {
+        const bigger = Buffer.allocUnsafe(Math.max(need, 2 * (this.pending?.length ?? 16 * 1024)));
+        this.pending?.copy(bigger, 0, 0, this.pendingLength);
+        this.pending = bigger;
+      }
+      buffer.copy(this.pending, this.pendingLength, start, end);
+      this.pendingLength = need;
+    }
+
+    /** One whole frame: true when it is the echo expected next (checked byte for byte once inflated). */
+    private reply(first: number, payload: Buffer): boolean {
+      const opcode = first & 0x0f;
+      if (opcode === OPCODE_CLOSE) {
+        fail('the server sent a close frame');
+        return false;
+      }
+      // A ping or pong is not an echo (a keepalive ping only comes after seconds of silence).
+      if (opcode >= 0x8) return false;
+      if (first !== (0x80 | OPCODE_TEXT) && first !== (0xc0 | OPCODE_TEXT)) {
+        fail(`expected a whole text message, compressed or not; got a frame starting 0x${first.toString(16)}`);
+        return false;
+      }
+      let text = payload;
+      if (first & 0x40) {
+        const inflated = this.inflate(payload);
+        if (inflated === null) return false;
+        compressedReplies++;
+        text = inflated;
+      }
+      const expected = messages[this.nextReply]!;
+      if (!text.equals(expected)) {
+        fail(`a reply differs from the message it echoes (${text.length} bytes${first & 0x40 ? ' inflated' : ''} for ${expected.length})`);
+        return false;
+      }
+      this.nextReply = (this.nextReply + 1) % s.variants;
+      return true;
+    }
+
+    private inflate(payload: Buffer): Buffer | null {
+      const history = this.keepContext && this.historyEnd > 0 ? this.history!.subarray(Math.max(0, this.historyEnd - DEFLATE_WINDOW), this.historyEnd) : null;
+      let inflated: Buffer;
+      try {
+        inflated = inflateRawSync(payload, history === null ? inflateOptions : { ...inflateOptions, dictionary: history });
+      } catch (error) {
+        fail(`a reply does not inflate: ${error instanceof Error ? error.message : String(error)}`);
+        return null;
+      }
+      if (this.keepContext) this.remember(inflated);
+      return inflated;
+    }
+
+    /** Add an inflated reply to the window; 2 windows of room, so the bytes kept move once per window, not per message. */
+    private remember(inflated: Buffer): void {
+      this.history ??= Buffer.allocUnsafe(2 * DEFLATE_WINDOW);
+      if (inflated.length >= DEFLATE_WINDOW) {
+        inflated.copy(this.history, 0, inflated.length - DEFLATE_WINDOW);
+        this.historyEnd = DEFLATE_WINDOW;
+        return;
+      }
+      if (this.historyEnd + inflated.length > this.history.length) {
+        const kept = Math.min(this.historyEnd, DEFLATE_WINDOW);
+        this.history.copyWithin(0, this.historyEnd - kept, this.historyEnd);
+        this.historyEnd = kept;
+      }
+      inflated.copy(this.history, this.historyEnd);
+      this.historyEnd += inflated.length;
+    }
+  }
+
+  function start(): void {
+    const rssOpenKiB = serverPid === null ? null : vmRssKiB(serverPid);
+    for (const client of clients) client.send();
+    measure(
+      () => {
+        // Read at the start of the window (round trips start being recorded) and at its end (they stop).
+        recording = !recording;
+        return { echoed, bytes: receivedBytes, compressed: compressedReplies };
+      },
+      (first, last, window) => {
+        stopped = true;
+        const count = last.echoed - first.echoed;
+        if (count < 1) return fail('no echo in the measured window');
+        const seconds = window.ms / 1000;
+        const all: Record<string, number> = { msgPerSec: count / seconds, mbPerSec: (count * meanJson) / 1e6 / seconds };
+        // The server's memory with the load still on: its peak since it started (VmHWM) and now (VmRSS).
+        if (serverPid !== null) Object.assign(all, { peakRssKiB: vmHwmKiB(serverPid), rssKiB: vmRssKiB(serverPid) });
+        if (roundTrips.count > 0) {
+          const at = (q: number): number => roundTrips.quantileMicros(q);
+          Object.assign(all, { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), rttMax: roundTrips.maxMicros(), samples: roundTrips.count });
+        }
+        for (const client of clients) client.destroy();
+        const sent = [...framesByBits.values()][0]!;
+        report(all, window, {
+          messages: count,
+          seconds,
+          negotiated: [...answers].join(' | '),
+          jsonBytes: Math.round(meanJson),
+          sentPayloadBytes: Math.round(sent.meanPayload),
+          replyWireBytes: Math.round((last.bytes - first.bytes) / count),
+          compressedRepliesPct: (100 * (last.compressed - first.compressed)) / count,
+          ...(rssOpenKiB === null ? {} : { rssOpenKiB }),
+        });
+      },
+    );
+  }
+
+  for (let i = 0; i < s.connections; i++) clients.push(new DeflateClient());
 }
 
 function runIdle(s: IdleScenario): void {
@@ -597,5 +872,8 @@ switch (scenario.kind) {
     break;
   case 'fanout':
     runFanout(scenario);
+    break;
+  case 'deflate':
+    runDeflate(scenario);
     break;
 }

@@ -42,7 +42,7 @@ Usage: npm run bench -- [options]      (builds, then node dist/bench/run.js)
 
 Options:
   --scenario LIST   ${SCENARIOS.map((s) => s.name).join('|')}|all, comma-separated (default all)
-${SCENARIOS.map((s) => `                      ${s.name.padEnd(10)} ${s.title}`).join('\n')}
+${SCENARIOS.map((s) => `                      ${s.name.padEnd(12)} ${s.title}`).join('\n')}
   --servers LIST    ${SERVER_NAMES.join(',')} (default: all that are available)
   --runs N          measurements per scenario and server; the median is reported (default 3)
   --duration S      seconds per measurement (default 5), after --warmup S (default 1)
@@ -52,8 +52,9 @@ ${SCENARIOS.map((s) => `                      ${s.name.padEnd(10)} ${s.title}`).
                     Before each measurement the runner waits up to ${QUIET_WAIT_MS / 1000} s for the machine to
                     be that quiet.
   --loadgen KIND    c (default): the load generator in C (bench/loadgen.c, compiled here with cc)
-                    for the timed scenarios (echo, churn, fan-out), loadgen.ts for idle and
-                    for wss (loadgen.c speaks no TLS); node: loadgen.ts for all.
+                    for the timed scenarios (echo, churn, fan-out), loadgen.ts for idle, for
+                    wss and for the deflate echoes (loadgen.c has no TLS and no zlib);
+                    node: loadgen.ts for all.
                     Without a C compiler the runner uses node and says so.
   --server-env NAME=VALUE
                     an environment variable for every server process (repeatable), e.g.
@@ -217,12 +218,14 @@ function findBun(): { path: string; version: string } | { reason: string } {
 }
 
 /**
- * The peer servers' mode arguments: fanout for the fan-out scenario, tls with
- * the certificate and key for a TLS scenario, auth for a scenario whose
- * handshake goes through a hook, echo for every other.
+ * The peer servers' mode arguments: fanout for the fan-out scenario, deflate
+ * for the compressed echoes (ws turns permessage-deflate on; resound has it on
+ * by default), tls with the certificate and key for a TLS scenario, auth for a
+ * scenario whose handshake goes through a hook, echo for every other.
  */
 function peerMode(scenario: Scenario): string[] {
   if (scenario.kind === 'fanout') return ['fanout'];
+  if (scenario.kind === 'deflate') return ['deflate'];
   if (scenario.tls === true) return ['tls', TLS_CERT, TLS_KEY];
   if (scenario.authorize === true) return ['auth'];
   return ['echo'];
@@ -488,9 +491,9 @@ function virtualization(cpuinfo: string): string {
 
 // ---------------------------------------------------------------- main
 
-/** Scenarios that loadgen.ts drives even with --loadgen c: idle (memory, not speed) and TLS (loadgen.c has none). */
+/** Scenarios that loadgen.ts drives even with --loadgen c: idle (memory, not speed), TLS and compression (loadgen.c has neither). */
 function usesLoadgenTs(scenario: Scenario): boolean {
-  return scenario.kind === 'idle' || scenario.tls === true;
+  return scenario.kind === 'idle' || scenario.kind === 'deflate' || scenario.tls === true;
 }
 
 function loadgenTsScenarios(scenarios: readonly Scenario[]): string {

@@ -106,7 +106,24 @@ export interface FanoutScenario extends BaseScenario {
   binary: boolean;
 }
 
-export type Scenario = EchoScenario | IdleScenario | ChurnScenario | FanoutScenario;
+/**
+ * Echo of JSON text messages with permessage-deflate on both sides: the load
+ * generator (loadgen.ts only: loadgen.c has no zlib) offers what browsers offer,
+ * sends every message compressed, and inflates and checks every reply; besides
+ * messages/s, the server's resident memory, since compression contexts cost
+ * memory per connection.
+ */
+export interface DeflateScenario extends BaseScenario {
+  kind: 'deflate';
+  connections: number;
+  inflight: number;
+  /** Each message is the first JSON document of the generator (wire.ts jsonMessage) to reach this many bytes. */
+  size: number;
+  /** Distinct messages sent in turn, so that a server keeping its context does not just repeat the last one. */
+  variants: number;
+}
+
+export type Scenario = EchoScenario | IdleScenario | ChurnScenario | FanoutScenario | DeflateScenario;
 
 /** 1 234 567 → "1.23 M", 12 345 → "12.3 k". */
 export function formatCount(value: number): string {
@@ -147,6 +164,21 @@ function roundTripMillis(prefix: string): Metric[] {
     chart: false,
   }));
 }
+
+/** msg/s, peak and end-of-window RSS of the server (the load generator reads KiB from /proc; shown in MiB). */
+function deflateMetrics(prefix: string): Metric[] {
+  return [
+    { key: 'msgPerSec', label: `${prefix} msg/s`, unit: 'msg/s', better: 'higher', format: formatCount },
+    { key: 'peakRssMiB', label: `${prefix} peak RSS MiB`, unit: 'MiB', better: 'lower', format: formatFixed(1), from: { key: 'peakRssKiB', divisor: 1024 } },
+    { key: 'rssMiB', label: `${prefix} RSS MiB`, unit: 'MiB', better: 'lower', format: formatFixed(1), from: { key: 'rssKiB', divisor: 1024 }, chart: false },
+  ];
+}
+
+const NO_DEFLATE: Partial<Record<ServerName, string>> = {
+  bun: 'bun-echo.js has no compression mode',
+  raw: 'the raw echo does not compress',
+  'raw-c': 'the raw echo does not compress',
+};
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -265,6 +297,32 @@ export const SCENARIOS: readonly Scenario[] = [
     skip: { 'raw-c': 'the C echo has no fan-out mode' },
     // Opening 10,000 connections 200 at a time, and a last round that may take up to 10 s to fail.
     slack: 75,
+    timed: true,
+  },
+  {
+    kind: 'deflate',
+    name: 'deflate-1k',
+    title: '1 KiB JSON text echo, permessage-deflate on both sides, 50 connections × 4 in flight',
+    connections: 50,
+    inflight: 4,
+    size: 1024,
+    variants: 32,
+    metrics: deflateMetrics('deflate 1 KiB'),
+    skip: NO_DEFLATE,
+    slack: 20,
+    timed: true,
+  },
+  {
+    kind: 'deflate',
+    name: 'deflate-16k',
+    title: '16 KiB JSON text echo, permessage-deflate on both sides, 10 connections × 4 in flight',
+    connections: 10,
+    inflight: 4,
+    size: 16 * 1024,
+    variants: 32,
+    metrics: deflateMetrics('deflate 16 KiB'),
+    skip: NO_DEFLATE,
+    slack: 20,
     timed: true,
   },
 ];

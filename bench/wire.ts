@@ -27,10 +27,15 @@ export const OPCODE_CLOSE = 0x8;
  */
 export const AUTH_COOKIE = 'session=bench';
 
-export function upgradeRequest(port: number): Buffer {
+/** What Chromium and Firefox offer: permessage-deflate, and that we can compress with a smaller window if asked. */
+export const DEFLATE_OFFER = 'permessage-deflate; client_max_window_bits';
+
+/** The upgrade request; with `extensions`, a Sec-WebSocket-Extensions line offering them. */
+export function upgradeRequest(port: number, extensions?: string): Buffer {
+  const offer = extensions === undefined ? '' : `Sec-WebSocket-Extensions: ${extensions}\r\n`;
   return Buffer.from(
     `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${AUTH_COOKIE}\r\n\r\n`,
+      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${AUTH_COOKIE}\r\n${offer}\r\n`,
     'latin1',
   );
 }
@@ -42,30 +47,68 @@ export function checkUpgradeResponse(head: string): string | null {
   return null;
 }
 
-function header(opcode: number, length: number, masked: boolean): Buffer {
+/** What the server agreed to in its permessage-deflate answer (RFC 7692 §7.1). */
+export interface DeflateAnswer {
+  serverNoContextTakeover: boolean;
+  clientNoContextTakeover: boolean;
+  serverMaxWindowBits: number;
+  clientMaxWindowBits: number;
+  /** The answer as sent, for the results. */
+  text: string;
+}
+
+/**
+ * The permessage-deflate answer in a 101's head (status line to the blank
+ * line, excluded), after DEFLATE_OFFER; a string saying what is wrong when the
+ * server declined it or answered what was not offered.
+ */
+export function deflateAnswer(head: string): DeflateAnswer | string {
+  const fields = [...head.matchAll(/\r\nsec-websocket-extensions:[ \t]*([^\r\n]*)/gi)].map((m) => m[1]!.trim());
+  const extensions = fields.join(',').split(',').map((e) => e.trim()).filter((e) => e !== '');
+  if (extensions.length === 0) return 'the server did not accept permessage-deflate (no Sec-WebSocket-Extensions in its 101)';
+  if (extensions.length > 1) return `the server answered more than the one extension offered: ${JSON.stringify(fields.join(', '))}`;
+  const [name, ...params] = extensions[0]!.split(';').map((p) => p.trim());
+  if (name !== 'permessage-deflate') return `the server answered an extension that was not offered: ${JSON.stringify(name)}`;
+  const answer: DeflateAnswer = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15, text: extensions[0]! };
+  for (const param of params) {
+    const eq = param.indexOf('=');
+    const key = (eq < 0 ? param : param.slice(0, eq)).trim();
+    const value = eq < 0 ? null : param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    if (key === 'server_no_context_takeover' && value === null) answer.serverNoContextTakeover = true;
+    else if (key === 'client_no_context_takeover' && value === null) answer.clientNoContextTakeover = true;
+    else if ((key === 'server_max_window_bits' || key === 'client_max_window_bits') && value !== null && /^[0-9]{1,2}$/.test(value) && +value >= 8 && +value <= 15) {
+      if (key === 'server_max_window_bits') answer.serverMaxWindowBits = +value;
+      else answer.clientMaxWindowBits = +value;
+    } else return `permessage-deflate: bad parameter in the answer: ${JSON.stringify(param)}`;
+  }
+  return answer;
+}
+
+function header(opcode: number, length: number, masked: boolean, rsv1 = false): Buffer {
   const maskBit = masked ? 0x80 : 0;
+  const first = 0x80 | (rsv1 ? 0x40 : 0) | opcode;
   let head: Buffer;
   if (length < 126) {
-    head = Buffer.from([0x80 | opcode, maskBit | length]);
+    head = Buffer.from([first, maskBit | length]);
   } else if (length < 65536) {
     head = Buffer.alloc(4);
-    head[0] = 0x80 | opcode;
+    head[0] = first;
     head[1] = maskBit | 126;
     head.writeUInt16BE(length, 2);
   } else {
     head = Buffer.alloc(10);
-    head[0] = 0x80 | opcode;
+    head[0] = first;
     head[1] = maskBit | 127;
     head.writeBigUInt64BE(BigInt(length), 2);
   }
   return masked ? Buffer.concat([head, MASK]) : head;
 }
 
-/** A masked, final client frame. */
-export function clientFrame(opcode: number, payload: Buffer): Buffer {
+/** A masked, final client frame; `rsv1`: its payload is compressed (permessage-deflate). */
+export function clientFrame(opcode: number, payload: Buffer, rsv1 = false): Buffer {
   const masked = Buffer.from(payload);
   for (let i = 0; i < masked.length; i++) masked[i] ^= MASK[i & 3]!;
-  return Buffer.concat([header(opcode, payload.length, true), masked]);
+  return Buffer.concat([header(opcode, payload.length, true, rsv1), masked]);
 }
 
 /** An unmasked, final server frame. */
@@ -84,13 +127,74 @@ export function payload(size: number, binary: boolean): Buffer {
   return bytes;
 }
 
+// What an API sends: [display name, the same in ASCII for the e-mail address] (some non-ASCII, so UTF-8 is checked).
+const FIRST_NAMES: ReadonlyArray<readonly [string, string]> = [
+  ['Maria', 'maria'], ['James', 'james'], ['Aiko', 'aiko'], ['José', 'jose'], ['Fatima', 'fatima'], ['Liam', 'liam'],
+  ['Zoë', 'zoe'], ['Chen', 'chen'], ['Łukasz', 'lukasz'], ['Amara', 'amara'], ['Søren', 'soren'], ['Priya', 'priya'],
+];
+const LAST_NAMES = ['Garcia', 'Smith', 'Tanaka', 'Novak', 'Okafor', 'Müller', 'Rossi', 'Kowalski', 'Dubois', 'Silva', 'Larsen', 'Haddad'];
+const STATUSES = ['pending', 'paid', 'packed', 'shipped', 'delivered', 'returned'];
+const WORDS = (
+  'please leave the parcel at back door front desk call before delivery gift wrap no invoice fragile handle with care ' +
+  'second floor ring twice weekend only after six pm deliver to neighbour if absent include receipt express order ' +
+  'replacement for damaged item customer asked about warranty extended colour size swap'
+).split(' ');
+
+/**
+ * A JSON document of at least `target` bytes (UTF-8), the same for the same
+ * seed: a page of orders, each with the repeated keys, ids, names, e-mail
+ * addresses, booleans, prices, ISO dates and short free text of a real API
+ * reply; one order more than needed to reach `target` (about 300 bytes each).
+ */
+export function jsonMessage(target: number, seed: number): Buffer {
+  // xorshift32: seeded, and the same on every machine.
+  let x = (Math.imul(seed + 1, 0x9e3779b1) | 1) >>> 0;
+  const random = (): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+  const int = (n: number): number => Math.floor(random() * n);
+  const pick = <T>(list: readonly T[]): T => list[int(list.length)]!;
+  const orders: unknown[] = [];
+  for (;;) {
+    const [first, firstAscii] = pick(FIRST_NAMES);
+    const last = pick(LAST_NAMES);
+    const words = Array.from({ length: 3 + int(10) }, () => pick(WORDS)).join(' ');
+    orders.push({
+      id: 1_000_000 + int(9_000_000),
+      sku: `SKU-${int(0x1000000).toString(16).toUpperCase().padStart(6, '0')}`,
+      customer: { name: `${first} ${last}`, email: `${firstAscii}.${last.toLowerCase().replace('ü', 'u')}@example.com`, vip: random() < 0.1 },
+      quantity: 1 + int(5),
+      price: int(50_000) / 100,
+      discount: int(30) / 100,
+      paid: random() < 0.8,
+      status: pick(STATUSES),
+      created: new Date(Date.UTC(2026, 0, 1) + int(365 * 86_400) * 1000).toISOString(),
+      note: words.charAt(0).toUpperCase() + words.slice(1),
+    });
+    const text = JSON.stringify({ type: 'orders', page: seed, pageSize: orders.length, items: orders });
+    if (Buffer.byteLength(text) >= target) return Buffer.from(text);
+  }
+}
+
 /** Close frame with code 1000, as the client sends it. */
 export const CLIENT_CLOSE = clientFrame(OPCODE_CLOSE, Buffer.from([0x03, 0xe8]));
 
 /** Resident memory of a process in KiB (VmRSS of /proc/PID/status). */
 export function vmRssKiB(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-  if (match === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return statusKiB(pid, 'VmRSS');
+}
+
+/** The most resident memory the process has had since it started, in KiB (VmHWM). */
+export function vmHwmKiB(pid: number): number {
+  return statusKiB(pid, 'VmHWM');
+}
+
+function statusKiB(pid: number, field: string): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  if (match === null) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]);
 }
 

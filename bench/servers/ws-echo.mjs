@@ -1,7 +1,10 @@
-// ws server for the benchmark: node bench/servers/ws-echo.mjs PORT [echo|fanout|tls|auth] [CERT KEY]
-// ws 8 with its native helpers (bufferutil, utf-8-validate) loaded, no compression,
-// 64 MiB messages like `resound echo`.
+// ws server for the benchmark: node bench/servers/ws-echo.mjs PORT [echo|fanout|tls|auth|deflate] [CERT KEY]
+// ws 8 with its native helpers (bufferutil, utf-8-validate) loaded, no compression
+// (except in deflate mode), 64 MiB messages like `resound echo`.
 //   echo (default): text is echoed as text, binary as binary.
+//   deflate: the echo with ws's permessage-deflate on (`perMessageDeflate: true`,
+//     ws's defaults otherwise: threshold 1024 like resound's, server context
+//     takeover kept, zlib on the thread pool, 10 zlib jobs at a time).
 //   fanout: every message goes to every open connection, the sender included, with
 //     its opcode. ws has no topics, so this is the idiomatic ws broadcast: a loop
 //     over server.clients sending to each one whose readyState is OPEN (each send
@@ -33,15 +36,15 @@ for (const name of ['bufferutil', 'utf-8-validate']) {
 
 const port = Number(process.argv[2]);
 const mode = process.argv[3] ?? 'echo';
-if (!['echo', 'fanout', 'tls', 'auth'].includes(mode)) {
-  console.error(`ws-echo: unknown mode "${mode}" (echo, fanout, tls or auth)`);
+if (!['echo', 'fanout', 'tls', 'auth', 'deflate'].includes(mode)) {
+  console.error(`ws-echo: unknown mode "${mode}" (echo, fanout, tls, auth or deflate)`);
   process.exit(2);
 }
-const limits = { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 };
+const limits = { perMessageDeflate: mode === 'deflate', maxPayload: 64 * 1024 * 1024 };
 
 
 let server;
-if (mode === 'echo' || mode === 'fanout') {
+if (mode === 'echo' || mode === 'fanout' || mode === 'deflate') {
   server = new WebSocketServer({ host: '127.0.0.1', port, ...limits });
   server.on('listening', () => console.log('ready'));
 } else {
