@@ -218,6 +218,8 @@ const SCRATCH = Buffer.allocUnsafe(64 * 1024);
 class SyncZlib {
   private readonly handle: NativeZlib;
   private readonly state: Uint32Array;
+  /** Input bytes the last run() left unread: zlib reached the end of the deflate stream (a BFINAL block) before them. */
+  unread = 0;
 
   constructor(private readonly stream: ZlibStream) {
     const handle = stream._handle;
@@ -251,6 +253,7 @@ class SyncZlib {
       // Room left in the output: zlib has said all it will for this input.
       if (availOut !== 0) break;
     }
+    this.unread = inLen;
     return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, total);
   }
 
@@ -349,6 +352,14 @@ export class MessageDeflater {
       // One input, so that the limit counts the whole message.
       const input = pieces.length === 1 ? Buffer.concat([pieces[0]!, TAIL]) : Buffer.concat([...pieces, TAIL]);
       const output = inflater.run(input, constants.Z_SYNC_FLUSH, limit);
+      // A message may end its deflate stream with a BFINAL block (RFC 7692 §7.2.3.4): then zlib stops
+      // before our 00 00 ff ff tail (and the one 0x00 the RFC's example sends after such a block, the
+      // start of an empty stored block), and the next message starts a stream of its own. Anything
+      // else left unread is data after the end of the stream.
+      if (inflater.unread > 0) {
+        if (!isEndAfterFinal(input.subarray(input.length - inflater.unread))) throw new Error('data after the end of the deflate stream');
+        if (this.peerTakeover) inflater.reset();
+      }
       if (!this.peerTakeover) {
         inflater.reset();
         sharedInflaters.set(bits, inflater);
@@ -381,6 +392,12 @@ export function compressShared(payload: Uint8Array, bits: number, level: number,
   const output = trimTail(deflater.run(payload, constants.Z_SYNC_FLUSH, Infinity));
   deflater.reset();
   return output;
+}
+
+/** What may follow a final block: our tail, or 0x00 and our tail (an empty stored block). */
+function isEndAfterFinal(rest: Buffer): boolean {
+  if (rest.length === TAIL.length) return rest.equals(TAIL);
+  return rest.length === TAIL.length + 1 && rest[0] === 0 && rest.subarray(1).equals(TAIL);
 }
 
 /** Drop the 00 00 ff ff a sync flush ends with; an empty message is one empty block. */

@@ -621,7 +621,10 @@ export abstract class Protocol {
     }
     // §10.4: refuse an oversized message before buffering any of it.
     const maxPayload = this.maxPayload;
-    if (payloadLength > maxPayload - r.messageLength) {
+    // A compressed message is judged once inflated; on the wire, allow for what deflate adds to
+    // data that does not compress (5 bytes per 16 KiB stored block, and a little more).
+    const wireLimit = r.messageCompressed ? maxPayload + Math.ceil(maxPayload / 16384) * 5 + 64 : maxPayload;
+    if (payloadLength > wireLimit - r.messageLength) {
       throw new ProtocolError(`message over the ${maxPayload}-byte limit`, CloseCode.MESSAGE_TOO_BIG);
     }
     r.messageLength += payloadLength;

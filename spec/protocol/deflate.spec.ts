@@ -359,3 +359,34 @@ describe('sending compressed messages', () => {
     assert.equal(wire.p.state, State.CLOSED);
   });
 });
+
+describe('deflate streams that end (BFINAL) and incompressible messages at the limit', () => {
+  // RFC 7692 §7.2.3.4's own example: "Hello" in one final fixed-Huffman block, then 0x00 (the start of an empty stored block).
+  const HELLO_FINAL = Buffer.from([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]);
+  const HELLO_FINAL_BARE = HELLO_FINAL.subarray(0, 7);
+
+  for (const offer of ['permessage-deflate', 'permessage-deflate; client_no_context_takeover']) {
+    test(`messages ending their stream with a BFINAL block are each inflated (${offer})`, () => {
+      const wire = openDeflate({}, offer);
+      const step = wire.feed(text(HELLO_FINAL, { rsv: RSV1 }), text(HELLO_FINAL_BARE, { rsv: RSV1 }), text(deflated(JSON_TEXT), { rsv: RSV1 }));
+      assert.deepEqual(messages(step.events), ['Hello', 'Hello', JSON_TEXT]);
+    });
+  }
+
+  test('data after the end of a deflate stream inside one message fails the connection', () => {
+    const wire = openDeflate();
+    wire.feed(binary(Buffer.concat([HELLO_FINAL, Buffer.from([1, 2, 3, 4, 5, 6])]), { rsv: RSV1 }));
+    assert.equal(wire.p.failure?.closeCode, 1002);
+    assert.match(wire.p.failure!.message, /after the end of the deflate stream/);
+  });
+
+  test('an incompressible message of exactly maxPayload, compressed by the peer (a little larger on the wire), is accepted', () => {
+    const limit = 200_000;
+    const random = Buffer.from(Array.from({ length: limit }, (_, i) => (i * 2654435761) >>> 24));
+    const payload = deflated(random);
+    const wire = openDeflate({ maxPayload: limit });
+    const got = messages(wire.feed(binary(payload, { rsv: RSV1 })).events);
+    assert.equal(wire.p.failure, null, `${payload.length} bytes on the wire for ${limit}`);
+    assert.deepEqual(got[0], random);
+  });
+});
