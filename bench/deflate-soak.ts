@@ -36,8 +36,9 @@ Usage: npm run soak:deflate -- [options]
 
 Options:
   --connections N   connections (default 5000)
-  --seconds S       seconds of load per server (default 60)
-  --warmup S        seconds left out of the slope (default 15)
+  --seconds S       seconds of load per server (default 105)
+  --warmup S        seconds left out of the slope (default 45: V8's heap grows for about 40 s
+                    under this load before it levels off)
   --interval MS     each connection sends one message every MS ms (default 1000)
   --servers LIST    resound,ws (default both; ws needs npm run bench:install)
 `;
@@ -205,6 +206,7 @@ async function soak(kind: string, options: { connections: number; seconds: numbe
       await new Promise((r) => setTimeout(r, 1000));
       times.push((performance.now() - t0) / 1000);
       rss.push(vmRssKiB(server.pid!));
+      if (s % 10 === 0) console.log(`    ${kind} at ${s} s: RSS ${(rss.at(-1)! / 1024).toFixed(0)} MiB`);
     }
     const after = times.map((t, i) => [t, rss[i]!] as const).filter(([t]) => t >= options.warmup);
     const kbPerMin = slope(after.map(([t]) => t), after.map(([, r]) => r)) * 60;
@@ -225,8 +227,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       connections: { type: 'string', default: '5000' },
-      seconds: { type: 'string', default: '60' },
-      warmup: { type: 'string', default: '15' },
+      seconds: { type: 'string', default: '105' },
+      warmup: { type: 'string', default: '45' },
       interval: { type: 'string', default: '1000' },
       servers: { type: 'string', default: 'resound,ws' },
       help: { type: 'boolean', default: false },

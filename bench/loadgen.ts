@@ -290,6 +290,21 @@ class FrameCounter {
   }
 }
 
+/**
+ * Each reply frees the slot of the oldest message in flight, whose round trip
+ * is recorded (when `roundTrips` is given), for the message written in its
+ * place now. Returns the new oldest slot.
+ */
+function retireReplies(sentAt: Float64Array, oldest: number, replies: number, roundTrips: RoundTrips | null): number {
+  const now = performance.now();
+  for (let i = 0; i < replies; i++) {
+    if (roundTrips !== null) roundTrips.record((now - sentAt[oldest]!) * 1e6);
+    sentAt[oldest] = now;
+    if (++oldest === sentAt.length) oldest = 0;
+  }
+  return oldest;
+}
+
 function runEcho(s: EchoScenario): void {
   const opcode = s.binary ? OPCODE_BINARY : OPCODE_TEXT;
   const body = payload(s.size, s.binary);
@@ -330,13 +345,7 @@ function runEcho(s: EchoScenario): void {
       receivedBytes += end - start;
       if (replies === 0 || stopped) return;
       if (replies > s.inflight) return fail(`${replies} replies for ${s.inflight} messages in flight`);
-      // Each reply frees its message's slot for the message written in its place now.
-      const now = performance.now();
-      for (let i = 0; i < replies; i++) {
-        if (recording) roundTrips.record((now - this.sentAt[this.oldest]!) * 1e6);
-        this.sentAt[this.oldest] = now;
-        if (++this.oldest === s.inflight) this.oldest = 0;
-      }
+      this.oldest = retireReplies(this.sentAt, this.oldest, replies, recording ? roundTrips : null);
       this.socket.write(slices[replies]!);
     }
   }
@@ -512,13 +521,7 @@ function runDeflate(s: DeflateScenario): void {
       echoed += replies;
       if (replies === 0 || stopped) return;
       if (replies > s.inflight) return fail(`${replies} replies for ${s.inflight} messages in flight`);
-      // Each reply frees its message's slot for the message written in its place now.
-      const now = performance.now();
-      for (let i = 0; i < replies; i++) {
-        if (recording) roundTrips.record((now - this.sentAt[this.oldest]!) * 1e6);
-        this.sentAt[this.oldest] = now;
-        if (++this.oldest === s.inflight) this.oldest = 0;
-      }
+      this.oldest = retireReplies(this.sentAt, this.oldest, replies, recording ? roundTrips : null);
       this.write(replies);
     }
 

@@ -9,9 +9,9 @@
  * bugs. This file is not a *.spec.ts file: the test runner does not run it.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -378,4 +378,44 @@ export function selfSignedCertificate(): Certificate {
   );
   certificate = { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, keyPath };
   return certificate;
+}
+
+// ---------------------------------------------------------------- child processes
+
+/** Resident set size and its peak, in bytes, from /proc/PID/status. */
+export function processMemory(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    assert.ok(match, `${name} in /proc/${pid}/status`);
+    return Number(match[1]) * 1024;
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
+/** Reset a process's peak RSS to its current RSS (Linux: "5" to clear_refs); false if not allowed. */
+export function resetPeakMemory(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The port a child server prints as `port N` on its standard output (piped); rejects if it exits first. */
+export function childPort(child: ChildProcess, what: string, ms = 10_000): Promise<number> {
+  return withTimeout(
+    new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        out += chunk;
+        const match = /port (\d+)/.exec(out);
+        if (match) resolve(Number(match[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+    }),
+    ms,
+    `${what} to listen`,
+  );
 }

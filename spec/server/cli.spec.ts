@@ -5,11 +5,10 @@
  * and the echo server's peak memory for a 16 MiB message.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { connect } from '../../lib/index.js';
-import { selfSignedCertificate } from '../support.js';
+import { processMemory, resetPeakMemory, selfSignedCertificate } from '../support.js';
 import {
   assertSameBytes,
   clientFrame,
@@ -269,27 +268,6 @@ test('resound echo and room agree on permessage-deflate by default; --no-compres
   }
 });
 
-/** Resident set size and its peak, in bytes, from /proc/PID/status. */
-function memory(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => {
-    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
-    assert.ok(match, `${name} in /proc/${pid}/status`);
-    return Number(match[1]) * 1024;
-  };
-  return { rss: field('VmRSS'), hwm: field('VmHWM') };
-}
-
-/** Reset the peak RSS to the current RSS (Linux: "5" to clear_refs); false if not allowed. */
-function resetPeak(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('echoing 16 MiB costs the echo server less than 4x the message in peak RSS', { timeout: 40_000 }, async (t) => {
   const size = 16 * MiB;
   const { child, url } = await startEcho(t);
@@ -302,13 +280,13 @@ test('echoing 16 MiB costs the echo server less than 4x the message in peak RSS'
   await delay(200);
 
   const data = patternBytes(size, 12);
-  const reset = resetPeak(pid);
-  const before = memory(pid);
+  const reset = resetPeakMemory(pid);
+  const before = processMemory(pid);
   // With the peak reset, the baseline is the current RSS; otherwise the old peak.
   const baseline = reset ? before.rss : before.hwm;
   const echoed = (await client.echo(data, 30_000)) as Buffer;
   assertSameBytes(echoed, data, '16 MiB echo');
-  const afterEcho = memory(pid);
+  const afterEcho = processMemory(pid);
   const growth = afterEcho.hwm - baseline;
   const ratio = growth / size;
   t.diagnostic(

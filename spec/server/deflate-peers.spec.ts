@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
@@ -38,6 +37,8 @@ import {
   WSClient,
   type ServerFrame,
 } from './helpers.js';
+
+import { childPort, processMemory, resetPeakMemory } from '../support.js';
 
 const PEER = 'spec/server/peers/deflate_peer.py';
 const RSV1 = 0x40;
@@ -354,22 +355,6 @@ async function expectClose(peer: RawPeer, frames: Buffer[], code: number, what: 
   return close.reason;
 }
 
-const rssPattern = /^VmRSS:\s+(\d+) kB/m;
-const hwmPattern = /^VmHWM:\s+(\d+) kB/m;
-function memory(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return { rss: Number(rssPattern.exec(status)![1]) * 1024, hwm: Number(hwmPattern.exec(status)![1]) * 1024 };
-}
-/** Reset the peak RSS to the current RSS (Linux: "5" to clear_refs); false if not allowed. */
-function resetPeak(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** 256 MiB of zeros deflated (about 255 KB), streamed so that the zeros are never all in memory. */
 async function bomb(): Promise<Buffer> {
   const deflater = createDeflateRaw({ level: 9 });
@@ -394,19 +379,7 @@ async function startChildServer(): Promise<{ child: ChildProcess; port: number }
   ].join('\n');
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const port = await withTimeout(
-      new Promise<number>((resolve, reject) => {
-        let out = '';
-        child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-          out += chunk;
-          const match = /port (\d+)/.exec(out);
-          if (match) resolve(Number(match[1]));
-        });
-        child.once('exit', (status) => reject(new Error(`the server child exited with ${status}`)));
-      }),
-      10_000,
-      'the server child to listen',
-    );
+    const port = await childPort(child, 'the server child');
     return { child, port };
   } catch (error) {
     child.kill('SIGKILL');
@@ -432,11 +405,11 @@ test('a decompression bomb (256 MiB of zeros in one 255 KB frame) is cut off at 
   const bystander = await WSClient.connect(`ws://127.0.0.1:${port}/`);
   assert.equal(await bystander.echo('before'), 'before');
 
-  const reset = resetPeak(pid);
-  const before = memory(pid);
+  const reset = resetPeakMemory(pid);
+  const before = processMemory(pid);
   let peak = reset ? before.rss : before.hwm;
   const baseline = peak;
-  const sampler = setInterval(() => (peak = Math.max(peak, memory(pid).rss)), 5);
+  const sampler = setInterval(() => (peak = Math.max(peak, processMemory(pid).rss)), 5);
   try {
     // Four at once, text and binary: each inflation stops at the limit, none adds up.
     const attackers = await Promise.all([0, 1, 2, 3].map(() => openWith(port, 'permessage-deflate')));
@@ -451,7 +424,7 @@ test('a decompression bomb (256 MiB of zeros in one 255 KB frame) is cut off at 
   } finally {
     clearInterval(sampler);
   }
-  peak = Math.max(peak, memory(pid).hwm);
+  peak = Math.max(peak, processMemory(pid).hwm);
   const grew = peak - baseline;
   t.diagnostic(`server peak RSS grew ${(grew / MiB).toFixed(1)} MiB for four 256 MiB bombs (${reset ? 'peak reset' : 'VmHWM baseline'})`);
   assert.ok(grew < MAX_BOMB_GROWTH, `server RSS grew ${(grew / MiB).toFixed(1)} MiB`);

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { distPath, RawPeer, WSClient, withTimeout } from './helpers.js';
+import { distPath, RawPeer, WSClient } from './helpers.js';
+import { childPort } from '../support.js';
 
 const FRAGMENTS = 10_000_000;
 /** Frames per write: one buffer of about 500 KB, written again and again. */
@@ -54,19 +55,7 @@ function rssOf(pid: number): number {
 
 async function startFloodServer(): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [distPath('spec/server/peers/flood-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await withTimeout(
-    new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-        out += chunk;
-        const match = /port (\d+)/.exec(out);
-        if (match) resolve(Number(match[1]));
-      });
-      child.on('exit', (code) => reject(new Error(`flood server exited with ${code}`)));
-    }),
-    10_000,
-    'flood server to listen',
-  );
+  const port = await childPort(child, 'flood server');
   return { child, port };
 }
 
