@@ -67,6 +67,8 @@ export interface RouteSettings {
   allowMissingOrigin?: boolean;
   allowAddresses?: string[];
   blockAddresses?: string[];
+  /** permessage-deflate: true (the default) negotiates it, false turns it off. */
+  compression?: boolean;
 }
 
 type Reader<T> = (c: Checker, node: JsonNode, path: string) => T | undefined;
@@ -116,6 +118,7 @@ const ROUTE_READERS: { readonly [K in keyof RouteSettings]-?: Reader<NonNullable
   allowMissingOrigin: (c, node, path) => c.boolean(node, path),
   allowAddresses: (c, node, path) => c.strings(node, path, (value) => policyProblem(() => allowAddresses([value]))),
   blockAddresses: (c, node, path) => c.strings(node, path, (value) => policyProblem(() => blockAddresses([value]))),
+  compression: (c, node, path) => c.boolean(node, path),
 };
 
 export const ROUTE_OPTION_KEYS = Object.keys(ROUTE_READERS) as ReadonlyArray<keyof RouteSettings>;
@@ -315,8 +318,9 @@ class ConfigReader {
 
 /** Library options from settings: only the keys that were set, the address and origin lists made into policies. */
 export function routeOptions(settings: RouteSettings): RouteOptions {
-  const { allowOrigins: origins, allowMissingOrigin, allowAddresses: allowed, blockAddresses: blocked, ...limits } = settings;
+  const { allowOrigins: origins, allowMissingOrigin, allowAddresses: allowed, blockAddresses: blocked, compression, ...limits } = settings;
   const options: RouteOptions = { ...limits };
+  if (compression !== undefined) options.perMessageDeflate = compression;
   const policies: Policy[] = [];
   // Addresses first: the cheaper check, and a blocked peer learns nothing about origins.
   if (blocked !== undefined) policies.push(blockAddresses(blocked));

@@ -204,3 +204,15 @@ test('TLS files that cannot be read are refused on the line naming them', (t) =>
   const config = parseConfig('{\n  "listen": {\n    "port": 0,\n    "tls": {\n      "cert": "cert.pem",\n      "key": "missing.pem"\n    }\n  },\n  "routes": [{ "path": "/", "handler": "echo" }]\n}', file);
   assert.throws(() => readTls(config), { name: 'ConfigError', message: `${file}:6: listen.tls.key: cannot read missing.pem: ENOENT` });
 });
+
+test('compression: a boolean per route (or in defaults), given to the server as perMessageDeflate', () => {
+  const config = parseConfig(
+    JSON.stringify({ listen: { port: 0 }, defaults: { compression: false }, routes: [{ path: '/a', handler: 'echo' }, { path: '/b', handler: 'echo', options: { compression: true } }] }),
+    'resound.json',
+  );
+  assert.equal(config.routes[0]!.options.perMessageDeflate, false);
+  assert.equal(config.routes[1]!.options.perMessageDeflate, true);
+  const found = problems('{"listen":{"port":0},"routes":[{"path":"/a","handler":"echo","options":{"compression":"no"}}]}');
+  assert.equal(found.length, 1, found.join('\n'));
+  assert.match(found[0]!, /resound\.json:1: routes\[0\]\.options\.compression: /);
+});
