@@ -263,13 +263,7 @@ export abstract class Protocol {
   sendText(text: string, options?: SendOptions): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    if (deflate !== null && this.shouldCompress(deflate, text.length, options)) {
-      const bytes = Buffer.from(text, 'utf8');
-      if (bytes.length >= deflate.threshold && bytes.length <= deflate.limit) {
-        this.sendFrame(Opcode.TEXT, deflate.compress(bytes), true, RSV1);
-        return;
-      }
-    }
+    if (deflate !== null && this.shouldCompress(deflate, text.length, options) && this.sentCompressedText(deflate, text)) return;
     const mask = this.nextMask();
     // At most 3 bytes per UTF-16 unit: short text is encoded straight into the output slab.
     if (text.length * 3 <= SLAB_FRAME_LIMIT - 14) {
@@ -283,6 +277,14 @@ export abstract class Protocol {
       return;
     }
     this.sendFrame(Opcode.TEXT, Buffer.from(text, 'utf8'));
+  }
+
+  /** Send `text` compressed when its UTF-8 size is within the thresholds; false (nothing sent) otherwise. */
+  private sentCompressedText(deflate: MessageDeflater, text: string): boolean {
+    const bytes = Buffer.from(text, 'utf8');
+    if (bytes.length < deflate.threshold || bytes.length > deflate.limit) return false;
+    this.sendFrame(Opcode.TEXT, deflate.compress(bytes), true, RSV1);
+    return true;
   }
 
   sendBinary(data: Uint8Array, options?: SendOptions): void {
@@ -569,16 +571,26 @@ export abstract class Protocol {
     return bytes.toString('utf8');
   }
 
+  /**
+   * RSV bits are set (rare): only RSV1, only once permessage-deflate is
+   * agreed, and only on the first frame of a data message (RFC 7692 §6).
+   * Kept out of checkFrameHeader, which runs for every frame.
+   */
+  private checkRsv(rsv: number, opcode: number): void {
+    if (rsv !== RSV1 || this.deflate === null) {
+      throw new ProtocolError('reserved bits set without a negotiated extension', CloseCode.PROTOCOL_ERROR);
+    }
+    if (opcode === Opcode.CONTINUATION) throw new ProtocolError('RSV1 on a continuation frame', CloseCode.PROTOCOL_ERROR);
+    if (isControlOpcode(opcode)) throw new ProtocolError('RSV1 on a control frame', CloseCode.PROTOCOL_ERROR);
+  }
+
   /** Rules that can be checked from the header alone, before any payload is buffered. */
   private checkFrameHeader(): void {
     const r = this.input!;
     const opcode = r.opcode;
     const payloadLength = r.payloadLength;
     const rsv = r.rsv;
-    // RSV1 belongs to permessage-deflate once agreed, and then only on the first frame of a message (RFC 7692 §6).
-    if (rsv !== 0 && (rsv !== RSV1 || this.deflate === null)) {
-      throw new ProtocolError('reserved bits set without a negotiated extension', CloseCode.PROTOCOL_ERROR);
-    }
+    if (rsv !== 0) this.checkRsv(rsv, opcode);
     // §5.1: clients mask every frame, servers none.
     if (r.masked !== (this.side === 'server')) {
       const message = this.side === 'server' ? 'client frames must be masked' : 'server frames must not be masked';
@@ -588,7 +600,6 @@ export abstract class Protocol {
       case Opcode.CLOSE:
       case Opcode.PING:
       case Opcode.PONG:
-        if (rsv !== 0) throw new ProtocolError('RSV1 on a control frame', CloseCode.PROTOCOL_ERROR);
         // §5.5: control frames are short and never fragmented.
         if (!r.fin) throw new ProtocolError('fragmented control frame', CloseCode.PROTOCOL_ERROR);
         if (payloadLength > MAX_CONTROL_PAYLOAD) {
@@ -600,7 +611,6 @@ export abstract class Protocol {
         if (r.messageOpcode === 0) {
           throw new ProtocolError('continuation frame without a message to continue', CloseCode.PROTOCOL_ERROR);
         }
-        if (rsv !== 0) throw new ProtocolError('RSV1 on a continuation frame', CloseCode.PROTOCOL_ERROR);
         const maxFragments = this.options.maxFragments ?? 0;
         if (++r.messageFrames > maxFragments && maxFragments > 0) {
           throw new ProtocolError(`message in more than ${maxFragments} frames`, CloseCode.POLICY_VIOLATION);
@@ -623,7 +633,7 @@ export abstract class Protocol {
     const maxPayload = this.maxPayload;
     // A compressed message is judged once inflated; on the wire, allow for what deflate adds to
     // data that does not compress (5 bytes per 16 KiB stored block, and a little more).
-    const wireLimit = r.messageCompressed ? maxPayload + Math.ceil(maxPayload / 16384) * 5 + 64 : maxPayload;
+    const wireLimit = r.messageCompressed ? compressedWireLimit(maxPayload) : maxPayload;
     if (payloadLength > wireLimit - r.messageLength) {
       throw new ProtocolError(`message over the ${maxPayload}-byte limit`, CloseCode.MESSAGE_TOO_BIG);
     }
@@ -633,16 +643,7 @@ export abstract class Protocol {
   private completeMessage(): void {
     const r = this.input!;
     const text = r.messageOpcode === Opcode.TEXT;
-    if (r.messageCompressed) {
-      const inflated = this.deflate!.decompress(r.message.parts(), this.maxPayload, text);
-      r.message.clear();
-      r.messageOpcode = 0;
-      r.messageLength = 0;
-      r.messageFrames = 0;
-      r.messageCompressed = false;
-      this.emit({ type: 'message', data: text ? this.decodeText(inflated) : inflated });
-      return;
-    }
+    if (r.messageCompressed) return this.completeCompressedMessage(text);
     const data = this.has(UNMASK_WHEN_JOINED) ? this.joinUnmasking(r.message.parts()) : r.message.join();
     r.message.clear();
     this.flags &= ~UNMASK_WHEN_JOINED;
@@ -655,6 +656,18 @@ export abstract class Protocol {
     } else {
       this.emit({ type: 'message', data });
     }
+  }
+
+  /** A whole message that came with RSV1: inflated (within maxPayload), then checked and delivered like any. */
+  private completeCompressedMessage(text: boolean): void {
+    const r = this.input!;
+    const inflated = this.deflate!.decompress(r.message.parts(), this.maxPayload, text);
+    r.message.clear();
+    r.messageOpcode = 0;
+    r.messageLength = 0;
+    r.messageFrames = 0;
+    r.messageCompressed = false;
+    this.emit({ type: 'message', data: text ? this.decodeText(inflated) : inflated });
   }
 
   /** The pieces of a one-frame binary message, joined and unmasked in one pass. */
@@ -705,6 +718,11 @@ export abstract class Protocol {
     if (this.state === State.OPEN) ends.pending = { payload, info: close };
     else this.afterClosingHandshake();
   }
+}
+
+/** What a compressed message of `maxPayload` may take on the wire: deflate adds 5 bytes per stored 16 KiB block to data that does not compress, and a little more. */
+function compressedWireLimit(maxPayload: number): number {
+  return maxPayload + Math.ceil(maxPayload / 16384) * 5 + 64;
 }
 
 /** Throws RangeError for a limit no protocol can take. */
