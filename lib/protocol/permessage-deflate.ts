@@ -318,6 +318,11 @@ export class MessageDeflater {
     this.canCompress = this.ownBits > MIN_WINDOW_BITS;
   }
 
+  /** Whether a message of `bytes` is worth compressing: from the threshold up to the limit. */
+  fits(bytes: number): boolean {
+    return bytes >= this.threshold && bytes <= this.limit;
+  }
+
   /** True when what we send is compressed without context: the same bytes suit every such peer (a publish compresses once). */
   get sharesCompression(): boolean {
     return !this.ownTakeover;

@@ -263,7 +263,8 @@ export abstract class Protocol {
   sendText(text: string, options?: SendOptions): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    if (deflate !== null && this.shouldCompress(deflate, text.length, options) && this.sentCompressedText(deflate, text)) return;
+    // Up to 3 UTF-8 bytes per UTF-16 unit: a text that cannot reach the threshold is not even encoded first.
+    if (deflate !== null && wantsCompression(deflate, options) && text.length * 3 >= deflate.threshold && text.length <= deflate.limit && this.sentCompressedText(deflate, text)) return;
     const mask = this.nextMask();
     // At most 3 bytes per UTF-16 unit: short text is encoded straight into the output slab.
     if (text.length * 3 <= SLAB_FRAME_LIMIT - 14) {
@@ -282,7 +283,7 @@ export abstract class Protocol {
   /** Send `text` compressed when its UTF-8 size is within the thresholds; false (nothing sent) otherwise. */
   private sentCompressedText(deflate: MessageDeflater, text: string): boolean {
     const bytes = Buffer.from(text, 'utf8');
-    if (bytes.length < deflate.threshold || bytes.length > deflate.limit) return false;
+    if (!deflate.fits(bytes.length)) return false;
     this.sendFrame(Opcode.TEXT, deflate.compress(bytes), true, RSV1);
     return true;
   }
@@ -290,7 +291,7 @@ export abstract class Protocol {
   sendBinary(data: Uint8Array, options?: SendOptions): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    if (deflate !== null && this.shouldCompress(deflate, data.length, options) && data.length <= deflate.limit) {
+    if (deflate !== null && wantsCompression(deflate, options) && deflate.fits(data.length)) {
       this.sendFrame(Opcode.BINARY, deflate.compress(data), true, RSV1);
       return;
     }
@@ -303,10 +304,6 @@ export abstract class Protocol {
     else this.sendBinary(data, options);
   }
 
-  /** Compression pays from the threshold on; a send may opt out. (For text, `length` counts UTF-16 units: at most its bytes.) */
-  private shouldCompress(deflate: MessageDeflater, length: number, options: SendOptions | undefined): boolean {
-    return deflate.canCompress && options?.compress !== false && length * 3 >= deflate.threshold && length <= deflate.limit;
-  }
 
   /**
    * Send a message framed once for many connections. A server queues the
@@ -315,8 +312,7 @@ export abstract class Protocol {
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    const length = message.payload.length;
-    if (deflate !== null && message.compress && deflate.canCompress && length >= deflate.threshold && length <= deflate.limit) {
+    if (deflate !== null && message.compress && deflate.canCompress && deflate.fits(message.payload.length)) {
       // Without context takeover the compressed frame is the same for every such subscriber: made once.
       if (this.side === 'server' && deflate.sharesCompression) this.pushOutput(message.compressedFrame(deflate));
       else this.sendFrame(message.opcode, deflate.compress(message.payload), true, RSV1);
@@ -718,6 +714,11 @@ export abstract class Protocol {
     if (this.state === State.OPEN) ends.pending = { payload, info: close };
     else this.afterClosingHandshake();
   }
+}
+
+/** A send under permessage-deflate may be compressed: we can compress at all, and the send did not opt out. */
+function wantsCompression(deflate: MessageDeflater, options: SendOptions | undefined): boolean {
+  return deflate.canCompress && options?.compress !== false;
 }
 
 /** What a compressed message of `maxPayload` may take on the wire: deflate adds 5 bytes per stored 16 KiB block to data that does not compress, and a little more. */
