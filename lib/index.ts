@@ -19,4 +19,6 @@ export {
 export { lineLogger, jsonLogger, type Logger, type LogLevel, type LogRecord } from './log.js';
 export { renderMetrics, metricsListener, listenMetrics, METRICS_CONTENT_TYPE, type StatsSource } from './metrics.js';
 export type { ServerStats } from './stats.js';
+export { BrokerBase, type Broker, type BrokerLink, type BrokerStats, type BrokerState, type TopicData } from './broker/broker.js';
+export { ClusterPrimary, startWorkers, type ClusterOptions, type ClusterStats } from './cluster/primary.js';
 export * from './protocol/index.js';

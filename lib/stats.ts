@@ -25,6 +25,8 @@ export class TrafficCounters {
   droppedSendTimeout = 0;
 }
 
+import type { BrokerStats } from './broker/broker.js';
+
 /** A server's figures at one moment: what `server.stats()` returns. */
 export interface ServerStats {
   /** Open connections (handshake done, not closed yet). */
@@ -46,6 +48,63 @@ export interface ServerStats {
   idleTimeouts: number;
   /** Slow readers dropped, by why. */
   dropped: { overBuffer: number; sendTimeout: number };
+  /** The link to other processes, with a broker (a cluster, Redis). */
+  broker?: BrokerStats;
+}
+
+/** Stats of a server that did nothing yet. */
+export function emptyStats(): ServerStats {
+  return {
+    connections: 0,
+    handshaking: 0,
+    handshakes: { accepted: 0, refused: {}, abandoned: 0 },
+    messages: { received: 0, sent: 0 },
+    bytes: { received: 0, sent: 0 },
+    closeCodes: {},
+    pings: { sent: 0, timedOut: 0 },
+    idleTimeouts: 0,
+    dropped: { overBuffer: 0, sendTimeout: 0 },
+  };
+}
+
+function addRecords(a: Record<number, number>, b: Record<number, number>): Record<number, number> {
+  const sum: Record<number, number> = { ...a };
+  for (const [key, count] of Object.entries(b)) sum[Number(key)] = (sum[Number(key)] ?? 0) + count;
+  return sum;
+}
+
+function addBrokers(a: BrokerStats | undefined, b: BrokerStats | undefined): BrokerStats | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return {
+    kind: a.kind === b.kind ? a.kind : `${a.kind}+${b.kind}`,
+    // The sum is only up when every part is.
+    state: a.state === b.state ? a.state : a.state === 'up' ? b.state : a.state,
+    topics: a.topics + b.topics,
+    published: a.published + b.published,
+    received: a.received + b.received,
+    dropped: { linkDown: a.dropped.linkDown + b.dropped.linkDown, backpressure: a.dropped.backpressure + b.dropped.backpressure, malformed: a.dropped.malformed + b.dropped.malformed },
+    stateChanges: a.stateChanges + b.stateChanges,
+  };
+}
+
+/** Two servers' stats as one (the workers of a cluster). */
+export function addStats(a: ServerStats, b: ServerStats): ServerStats {
+  return {
+    connections: a.connections + b.connections,
+    handshaking: a.handshaking + b.handshaking,
+    handshakes: {
+      accepted: a.handshakes.accepted + b.handshakes.accepted,
+      refused: addRecords(a.handshakes.refused, b.handshakes.refused),
+      abandoned: a.handshakes.abandoned + b.handshakes.abandoned,
+    },
+    messages: { received: a.messages.received + b.messages.received, sent: a.messages.sent + b.messages.sent },
+    bytes: { received: a.bytes.received + b.bytes.received, sent: a.bytes.sent + b.bytes.sent },
+    closeCodes: addRecords(a.closeCodes, b.closeCodes),
+    pings: { sent: a.pings.sent + b.pings.sent, timedOut: a.pings.timedOut + b.pings.timedOut },
+    idleTimeouts: a.idleTimeouts + b.idleTimeouts,
+    dropped: { overBuffer: a.dropped.overBuffer + b.dropped.overBuffer, sendTimeout: a.dropped.sendTimeout + b.dropped.sendTimeout },
+    broker: addBrokers(a.broker, b.broker),
+  };
 }
 
 /** Counts by a numeric key (HTTP status, close code). */

@@ -20,6 +20,10 @@ import { trustProxies } from './policies.js';
 import { CountsByKey, TrafficCounters, type ServerStats } from '../stats.js';
 import { logEvent, wants } from '../log.js';
 import { serveMetricsOn } from '../metrics.js';
+import cluster from 'node:cluster';
+import type { Broker } from '../broker/broker.js';
+import { ClusterPrimary, type ClusterOptions, type ClusterStats } from '../cluster/primary.js';
+import { inResoundWorker, joinCluster } from '../cluster/worker.js';
 
 /** An `http` or `https` server, whose 'upgrade' events a WebSocket server can take. */
 export type HttpServer = PlainHttpServer | HttpsServer;
@@ -76,6 +80,21 @@ export interface ServeOptions<D = unknown> extends RouteOptions<D> {
   metricsPath?: string;
   /** Serve wss:// on the standalone listener: what `tls.createServer` takes (key, cert, ca, passphrase, SNICallback…). */
   tls?: TlsOptions;
+  /**
+   * Share topics with other processes: a publish here also reaches their
+   * subscribers, at most once (see lib/broker/broker.ts and redisBroker).
+   * Default: within this process only, or through the primary in a cluster.
+   */
+  broker?: Broker;
+  /**
+   * Run on this many worker processes sharing the port (node:cluster;
+   * 'auto': one per core). The script runs again in each worker, where
+   * serve() listens as usual; in the primary, serve() forks the workers,
+   * resolves once all listen, and returns the cluster's handle: `url`,
+   * `publish` (to every worker), `stats` (their sum), `close` (all of them).
+   * Topics are shared between workers. Default: no workers, this process serves.
+   */
+  workers?: number | 'auto' | ClusterOptions;
 }
 
 const DEFAULTS = {
@@ -116,6 +135,9 @@ export class Server<D = unknown> {
   private readonly attached: Array<{ server: HttpServer; onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; detach: () => void }> = [];
   private settings: ConnectionSettings & { handshakeTimeout: number; maxConnections: number };
   private readonly topics = new TopicRegistry();
+  private readonly broker: Broker | null;
+  /** In the primary of a cluster: the workers, which serve in our stead. */
+  private primary: ClusterPrimary | null = null;
   private routes = new Router<Endpoint>();
   private defaultEndpoint: Endpoint | null;
   private readonly clientAddressOf: (remote: string, forwardedFor: string | undefined) => string;
@@ -146,6 +168,13 @@ export class Server<D = unknown> {
     this.clientAddressOf = trustProxies(options.trustedProxies ?? []);
     checkReadBufferSize(options.readBufferSize ?? DEFAULTS.readBufferSize);
     primeAllocator(options.primeAllocator);
+    // A worker of a resound cluster shares its topics through the primary, unless given a broker of its own.
+    const clusterBroker = inResoundWorker() ? joinCluster(this) : null;
+    this.broker = options.broker ?? clusterBroker;
+    if (this.broker !== null) {
+      this.topics.useBroker(this.broker);
+      this.broker.open({ deliver: (topic, data) => this.topics.deliver(topic, data), logger: this.settings.logger });
+    }
   }
 
   /**
@@ -196,8 +225,19 @@ export class Server<D = unknown> {
     this.accept(socket as Socket);
   }
 
-  /** Listen on `host:port` on a listener of our own (wss:// with the `tls` option). */
+  /**
+   * Listen on `host:port` on a listener of our own (wss:// with the `tls`
+   * option). With the `workers` option, in the primary process: fork the
+   * workers, which listen on it instead, and resolve once they all do.
+   */
   async listen(host: string, port: number): Promise<void> {
+    if (this.options.workers !== undefined && cluster.isPrimary) {
+      const workers = this.options.workers;
+      const primary = new ClusterPrimary({ logger: this.settings.logger, ...(typeof workers === 'object' ? workers : { count: workers }) });
+      this.primary = primary;
+      await primary.start();
+      return;
+    }
     if (this.options.tls !== undefined) {
       this.tlsServer = await listenTls(this.options.tls, host, port, this.options.backlog, this.settings.handshakeTimeout, (server) => this.attach(server));
       return;
@@ -243,6 +283,7 @@ export class Server<D = unknown> {
   }
 
   address(): AddressInfo {
+    if (this.primary !== null) return this.primary.listening();
     const address = (this.tlsServer ?? null)?.address() ?? this.listener?.address();
     if (address === null || address === undefined || typeof address === 'string') throw new Error('the server is not listening on TCP');
     return address;
@@ -251,7 +292,7 @@ export class Server<D = unknown> {
   /** `ws://host:port` (`wss://` with TLS), for printing. */
   get url(): string {
     const { address, family, port } = this.address();
-    return `${this.tlsServer !== null ? 'wss' : 'ws'}://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+    return `${this.options.tls !== undefined ? 'wss' : 'ws'}://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
   }
 
   /**
@@ -260,6 +301,10 @@ export class Server<D = unknown> {
    * string, binary for bytes.
    */
   publish(topic: string, data: string | Uint8Array): number {
+    if (this.primary !== null) {
+      this.broker?.publish(topic, data);
+      return this.primary.publish(topic, data);
+    }
     return this.topics.publish(topic, data, null);
   }
 
@@ -290,6 +335,10 @@ export class Server<D = unknown> {
    */
   close(code = 1001, reason = 'server shutting down'): Promise<void> {
     if (this.closing) return this.closing;
+    if (this.primary !== null) {
+      this.closing = this.primary.close(code, reason).then(() => this.broker?.close());
+      return this.closing;
+    }
     const stopped: Array<Promise<void>> = [];
     if (this.listener !== null) stopped.push(this.listener.close());
     const tlsServer = this.tlsServer;
@@ -301,7 +350,8 @@ export class Server<D = unknown> {
     for (const conn of this.handshaking) conn.socket.destroy();
     for (const conn of this.connections) conn.close(code, reason);
     if (this.handshaking.size === 0 && this.connections.size === 0) this.idle?.();
-    this.closing = Promise.all([...stopped, drained]).then(() => undefined);
+    // The broker last: the closing connections leave their topics first.
+    this.closing = Promise.all([...stopped, drained]).then(() => this.broker?.close());
     return this.closing;
   }
 
@@ -319,7 +369,8 @@ export class Server<D = unknown> {
   }
 
   /** The server's figures now: connections, handshakes, traffic, closes, keepalive, dropped readers. */
-  stats(): ServerStats {
+  stats(): ServerStats & { cluster?: ClusterStats } {
+    if (this.primary !== null) return this.primary.stats();
     const c = this.counters;
     return {
       connections: this.connections.size,
@@ -331,6 +382,7 @@ export class Server<D = unknown> {
       pings: { sent: c.pingsSent, timedOut: c.pingTimeouts },
       idleTimeouts: c.idleTimeouts,
       dropped: { overBuffer: c.droppedOverBuffer, sendTimeout: c.droppedSendTimeout },
+      broker: this.broker?.stats(),
     };
   }
 
