@@ -11,6 +11,12 @@
  *     await browser.close();
  *   }
  *
+ * More pages: `await browser.newPage()` opens another tab in a window of
+ * its own (Target.createTarget on the browser's own DevTools session), with
+ * a DevTools session of its own; `page.close()` closes a tab as a user does.
+ * `page.waitFor(expression, what)` polls in the page until the expression
+ * holds, and `page.setViewport(w, h)` sizes what a screenshot captures.
+ *
  * Chromium is Debian's (`/usr/bin/chromium`, package chromium; the pretest
  * step spec/peers/install.sh installs it). It listens for DevTools on an
  * ephemeral loopback port: `--remote-debugging-port=0` makes it pick one and
@@ -63,6 +69,16 @@ export interface Page {
   /** Capture the viewport as a PNG file at `path`. */
   screenshot(path: string, timeout?: number): Promise<void>;
   /**
+   * Wait until `expression` is truthy in the page (evaluated there every 50
+   * ms, so a wait costs one DevTools command) and return its value; after
+   * `timeout` ms, an error naming `what` and the last value seen.
+   */
+  waitFor<T>(expression: string, what: string, timeout?: number): Promise<T>;
+  /** Lay the page out at `width` × `height` CSS pixels, at scale 1 (what a screenshot captures). */
+  setViewport(width: number, height: number): Promise<void>;
+  /** Close the page's tab, as a user does: its WebSockets close (1001 from the browser). Idempotent. */
+  close(): Promise<void>;
+  /**
    * What the page logged lately (its last 100 entries): console calls,
    * uncaught exceptions and the browser's own messages about the page, such
    * as why a WebSocket failed. goto and evaluate errors end with the last few.
@@ -71,7 +87,13 @@ export interface Page {
 }
 
 export interface Browser {
+  /** The page the browser started with. */
   readonly page: Page;
+  /**
+   * Open one more page (about:blank), in a window of its own: every page is
+   * a foreground tab, so none has its timers throttled as a background tab's.
+   */
+  newPage(): Promise<Page>;
   /** The browser process's PID. */
   readonly pid: number;
   /** The product, from /json/version: "Chrome/156.0.8078.114". */
@@ -83,6 +105,7 @@ export interface Browser {
 }
 
 interface Target {
+  id: string;
   type: string;
   url: string;
   webSocketDebuggerUrl?: string;
@@ -252,6 +275,138 @@ async function getJson<T>(url: string, ms: number): Promise<T> {
   return (await response.json()) as T;
 }
 
+/** Connect `session` to the DevTools endpoint `url` (a page's or the browser's). */
+async function attachSession(session: CdpSession, url: string, ms: number, why: () => string, exited: () => boolean): Promise<void> {
+  session.conn = await connect(url, {
+    timeout: ms,
+    // A screenshot is one message of base64 PNG: far over the 1 MiB default.
+    maxPayload: 256 * 1024 * 1024,
+    handler: {
+      onMessage(_conn, message) {
+        session.receive(typeof message === 'string' ? message : message.toString('utf8'));
+      },
+      onClose(_conn, code, reason) {
+        session.fail(new Error(`the DevTools WebSocket closed (${code}${reason === '' ? '' : ` ${reason}`})${exited() ? `: ${why()}` : ''}`));
+      },
+    },
+  });
+}
+
+/** Fail what `session` still waits for with `error`, and close its WebSocket. */
+async function closeSession(session: CdpSession, error: Error): Promise<void> {
+  session.fail(error);
+  const conn = session.conn;
+  if (conn !== null && conn.state !== 'CLOSED') {
+    conn.close(1000, 'done');
+    await withTimeout(conn.closed, 5000, 'the DevTools WebSocket to close').catch(() => undefined);
+  }
+}
+
+/** A DevTools session to the page target at `url` (added to `sessions`), and the Page over it. */
+async function openPage(
+  url: string,
+  connectTimeout: number,
+  commandTimeout: number,
+  why: () => string,
+  exited: () => boolean,
+  closeTarget: () => Promise<void>,
+  sessions: Set<CdpSession>,
+): Promise<Page> {
+  const session = new CdpSession();
+  sessions.add(session);
+  await attachSession(session, url, connectTimeout, why, exited);
+  const log: string[] = [];
+  const note = (line: string): void => {
+    log.push(line);
+    if (log.length > 100) log.shift();
+  };
+  session.listen((method, params) => {
+    if (method === 'Log.entryAdded') {
+      const entry = params['entry'] as { level: string; source: string; text: string };
+      note(`[${entry.source} ${entry.level}] ${entry.text}`);
+    } else if (method === 'Runtime.consoleAPICalled') {
+      note(`[console.${String(params['type'])}] ${(params['args'] as RemoteObject[]).map(argumentText).join(' ')}`);
+    } else if (method === 'Runtime.exceptionThrown') {
+      note(`[uncaught] ${exceptionText(params['exceptionDetails'] as ExceptionDetails)}`);
+    }
+  });
+  /** `error` with the page's last log lines, which often say why (a blocked request, a failed WebSocket). */
+  const withLog = (error: unknown): Error => {
+    const message = error instanceof Error ? error.message : String(error);
+    if (log.length === 0) return error instanceof Error ? error : new Error(message);
+    return new Error(`${message}\npage log, last ${Math.min(log.length, 10)} lines:\n  ${log.slice(-10).join('\n  ')}`);
+  };
+  await session.send('Page.enable', {}, connectTimeout);
+  await session.send('Runtime.enable', {}, connectTimeout);
+  await session.send('Log.enable', {}, connectTimeout);
+
+  let closed: Promise<void> | null = null;
+  const page: Page = {
+    log,
+
+    async goto(url, timeout = commandTimeout) {
+      const loaded = session.event('Page.loadEventFired', timeout);
+      loaded.catch(() => undefined);
+      try {
+        const result = await session.send('Page.navigate', { url }, timeout);
+        if (typeof result['errorText'] === 'string' && result['errorText'] !== '') {
+          throw new Error(`navigating to ${url} failed: ${result['errorText']}`);
+        }
+        await loaded.catch((error: Error) => {
+          throw new Error(`${error.message} after navigating to ${url}`);
+        });
+      } catch (error) {
+        throw withLog(error);
+      }
+    },
+
+    async evaluate<T>(expression: string, timeout = commandTimeout): Promise<T> {
+      let result: Record<string, unknown>;
+      try {
+        result = await session.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, timeout);
+      } catch (error) {
+        throw withLog(error);
+      }
+      const details = result['exceptionDetails'] as ExceptionDetails | undefined;
+      if (details !== undefined) throw withLog(new Error(`the page script threw: ${exceptionText(details)}`));
+      return (result['result'] as RemoteObject | undefined)?.value as T;
+    },
+
+    waitFor<T>(expression: string, what: string, timeout = commandTimeout): Promise<T> {
+      const script = `(async () => {
+        const deadline = Date.now() + ${timeout};
+        for (;;) {
+          const value = (${expression});
+          if (value) return value;
+          if (Date.now() >= deadline) throw new Error('timed out after ${timeout} ms in the page: ' + ${JSON.stringify(what)} + ' (last value: ' + JSON.stringify(value) + ')');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })()`;
+      // The page's own bound answers first; this one only catches a page that stopped running.
+      return page.evaluate<T>(script, timeout + 5000);
+    },
+
+    async setViewport(width, height) {
+      await session.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false }, commandTimeout);
+    },
+
+    async screenshot(path, timeout = commandTimeout) {
+      const result = await session.send('Page.captureScreenshot', { format: 'png' }, timeout);
+      const data = result['data'];
+      if (typeof data !== 'string') throw new Error('Page.captureScreenshot returned no data');
+      await writeFile(path, Buffer.from(data, 'base64'));
+    },
+
+    close: () =>
+      (closed ??= (async () => {
+        await closeTarget();
+        await closeSession(session, new Error('the page was closed'));
+        sessions.delete(session);
+      })()),
+  };
+  return page;
+}
+
 /** Start a headless Chromium with a fresh profile and a DevTools connection to its page. */
 export async function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
   const executable = options.executable ?? CHROMIUM;
@@ -302,16 +457,12 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Brows
   };
   process.once('exit', killOnExit);
 
-  const session = new CdpSession();
+  /** Every DevTools session opened: the pages' and the browser-wide one. */
+  const sessions = new Set<CdpSession>();
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      session.fail(new Error('the browser was closed'));
-      const conn = session.conn;
-      if (conn !== null && conn.state !== 'CLOSED') {
-        conn.close(1000, 'done');
-        await withTimeout(conn.closed, 5000, 'the DevTools WebSocket to close').catch(() => undefined);
-      }
+      await Promise.all([...sessions].map((session) => closeSession(session, new Error('the browser was closed'))));
       if (exited === null && child.pid !== undefined) {
         child.kill('SIGTERM');
         await withTimeout(exit, 10_000, 'Chromium to exit after SIGTERM').catch(() => {
@@ -350,97 +501,41 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Brows
     const version = (await getJson<{ Browser: string }>(`${base}/json/version`, left())).Browser;
 
     // The page target that about:blank opened (it may be listed a moment after the port is up).
-    const pageUrl = await poll(
+    const first = await poll(
       async () => {
         const targets = await getJson<Target[]>(`${base}/json/list`, left());
-        const url = targets.find((t) => t.type === 'page' && t.webSocketDebuggerUrl !== undefined)?.webSocketDebuggerUrl;
-        if (url === undefined && exited !== null) throw new Error(`Chromium ended before it had a page (${exited})`);
-        return url;
+        const target = targets.find((t) => t.type === 'page' && t.webSocketDebuggerUrl !== undefined);
+        if (target === undefined && exited !== null) throw new Error(`Chromium ended before it had a page (${exited})`);
+        return target;
       },
       left(),
       `a page target in ${base}/json/list`,
       100,
     );
 
-    session.conn = await connect(pageUrl, {
-      timeout: left(),
-      // A screenshot is one message of base64 PNG: far over the 1 MiB default.
-      maxPayload: 256 * 1024 * 1024,
-      handler: {
-        onMessage(_conn, message) {
-          session.receive(typeof message === 'string' ? message : message.toString('utf8'));
-        },
-        onClose(_conn, code, reason) {
-          session.fail(new Error(`the DevTools WebSocket closed (${code}${reason === '' ? '' : ` ${reason}`})${exited === null ? '' : `: ${why()}`}`));
-        },
-      },
-    });
-    const log: string[] = [];
-    const note = (line: string): void => {
-      log.push(line);
-      if (log.length > 100) log.shift();
+    /** The browser-wide session (Target.createTarget, Target.closeTarget), opened on first use. */
+    let browserSession: Promise<CdpSession> | null = null;
+    const browserWide = (): Promise<CdpSession> =>
+      (browserSession ??= (async () => {
+        const url = (await getJson<{ webSocketDebuggerUrl: string }>(`${base}/json/version`, commandTimeout)).webSocketDebuggerUrl;
+        const session = new CdpSession();
+        sessions.add(session);
+        await attachSession(session, url, commandTimeout, why, () => exited !== null);
+        return session;
+      })());
+    const closeTarget = async (targetId: string): Promise<void> => {
+      if (closing !== null) return;
+      await (await browserWide()).send('Target.closeTarget', { targetId }, commandTimeout);
     };
-    session.listen((method, params) => {
-      if (method === 'Log.entryAdded') {
-        const entry = params['entry'] as { level: string; source: string; text: string };
-        note(`[${entry.source} ${entry.level}] ${entry.text}`);
-      } else if (method === 'Runtime.consoleAPICalled') {
-        note(`[console.${String(params['type'])}] ${(params['args'] as RemoteObject[]).map(argumentText).join(' ')}`);
-      } else if (method === 'Runtime.exceptionThrown') {
-        note(`[uncaught] ${exceptionText(params['exceptionDetails'] as ExceptionDetails)}`);
-      }
-    });
-    /** `error` with the page's last log lines, which often say why (a blocked request, a failed WebSocket). */
-    const withLog = (error: unknown): Error => {
-      const message = error instanceof Error ? error.message : String(error);
-      if (log.length === 0) return error instanceof Error ? error : new Error(message);
-      return new Error(`${message}\npage log, last ${Math.min(log.length, 10)} lines:\n  ${log.slice(-10).join('\n  ')}`);
-    };
-    await session.send('Page.enable', {}, left());
-    await session.send('Runtime.enable', {}, left());
-    await session.send('Log.enable', {}, left());
 
-    const page: Page = {
-      log,
-
-      async goto(url, timeout = commandTimeout) {
-        const loaded = session.event('Page.loadEventFired', timeout);
-        loaded.catch(() => undefined);
-        try {
-          const result = await session.send('Page.navigate', { url }, timeout);
-          if (typeof result['errorText'] === 'string' && result['errorText'] !== '') {
-            throw new Error(`navigating to ${url} failed: ${result['errorText']}`);
-          }
-          await loaded.catch((error: Error) => {
-            throw new Error(`${error.message} after navigating to ${url}`);
-          });
-        } catch (error) {
-          throw withLog(error);
-        }
-      },
-
-      async evaluate<T>(expression: string, timeout = commandTimeout): Promise<T> {
-        let result: Record<string, unknown>;
-        try {
-          result = await session.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, timeout);
-        } catch (error) {
-          throw withLog(error);
-        }
-        const details = result['exceptionDetails'] as ExceptionDetails | undefined;
-        if (details !== undefined) throw withLog(new Error(`the page script threw: ${exceptionText(details)}`));
-        return (result['result'] as RemoteObject | undefined)?.value as T;
-      },
-
-      async screenshot(path, timeout = commandTimeout) {
-        const result = await session.send('Page.captureScreenshot', { format: 'png' }, timeout);
-        const data = result['data'];
-        if (typeof data !== 'string') throw new Error('Page.captureScreenshot returned no data');
-        await writeFile(path, Buffer.from(data, 'base64'));
-      },
-    };
+    const page = await openPage(first.webSocketDebuggerUrl!, left(), commandTimeout, why, () => exited !== null, () => closeTarget(first.id), sessions);
 
     return {
       page,
+      async newPage() {
+        const { targetId } = (await (await browserWide()).send('Target.createTarget', { url: 'about:blank', newWindow: true }, commandTimeout)) as { targetId: string };
+        return openPage(`ws://127.0.0.1:${port}/devtools/page/${targetId}`, commandTimeout, commandTimeout, why, () => exited !== null, () => closeTarget(targetId), sessions);
+      },
       pid: child.pid,
       version,
       stderrTail: () => stderr,
