@@ -9,6 +9,8 @@
 #   headless Chromium at /usr/bin/chromium    Debian package chromium            (spec/browser)
 #   the Prometheus text parser for python3    Debian package python3-prometheus-client (spec/server/metrics)
 #   curl, to fetch /metrics as a scraper would Debian package curl               (spec/server/metrics)
+#   redis-server and redis-cli (the broker's peer) Debian package redis-server   (spec/broker)
+#     (the tests start their own redis-server on a free loopback port; none is used as a service)
 #
 # Silent when everything is present. Installs as root, or through sudo when
 # sudo works without a password; otherwise exits 1 with the command to run.
@@ -32,6 +34,14 @@ if ! command -v curl >/dev/null 2>&1; then
   missing+=(curl)
 fi
 
+redis_works() {
+  # redis-cli comes with redis-server (its dependency redis-tools).
+  [ -x /usr/bin/redis-server ] && [ -x /usr/bin/redis-cli ] && /usr/bin/redis-server --version >/dev/null 2>&1
+}
+if ! redis_works; then
+  missing+=(redis-server)
+fi
+
 chromium_works() {
   # Debian's /usr/bin/chromium is a shell wrapper that may complain on stderr; only the exit status counts.
   [ -x /usr/bin/chromium ] && timeout 60 /usr/bin/chromium --version >/dev/null 2>&1
@@ -51,7 +61,7 @@ command_line="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "resound tests: missing test peers ($packages) and no apt-get to install them." >&2
-  echo "  Needed: /usr/bin/python3 able to 'import websockets' and 'import prometheus_client', curl, and Chromium at /usr/bin/chromium." >&2
+  echo "  Needed: /usr/bin/python3 able to 'import websockets' and 'import prometheus_client', curl, Chromium at /usr/bin/chromium, and /usr/bin/redis-server with /usr/bin/redis-cli." >&2
   exit 1
 fi
 
@@ -86,6 +96,10 @@ if ! /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
 fi
 if ! command -v curl >/dev/null 2>&1; then
   echo "resound tests: curl was installed, but is not on PATH." >&2
+  exit 1
+fi
+if ! redis_works; then
+  echo "resound tests: redis-server was installed, but '/usr/bin/redis-server --version' (or /usr/bin/redis-cli) still fails." >&2
   exit 1
 fi
 if ! chromium_works; then
