@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
 import { Connection, type WSConnection } from './connection.js';
 import { lineLogger } from './log.js';
+import { runChat, workersOf } from './apps/chat/command.js';
 import { listenMetrics } from './metrics.js';
 import { ClientProtocol } from './protocol/client.js';
 import { Server, type Handler } from './server/serve.js';
@@ -20,7 +22,7 @@ Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
                [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
                [--ping-interval 20] [--ping-timeout 20] [--idle-timeout 0] [--verbose] [--metrics-port N]
-               [--no-compression]
+               [--no-compression] [--workers N|auto]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
   resound room [same options as echo]
@@ -32,6 +34,11 @@ Usage:
       address, TLS, routes with built-in or module handlers, their limits.
       Routes and limits are applied again on SIGHUP and when the file
       changes; SIGINT or SIGTERM closes every connection (1001) and exits.
+  resound chat [--host 127.0.0.1] [--port 8080] [--workers N|auto] [--verbose] [--quiet]
+      A chat people can open: a web page at http://HOST:PORT/ and its
+      WebSocket at /chat on the same port, with rooms, names, join and leave
+      notices; the page reconnects by itself. With --workers, the rooms are
+      shared by every worker. The protocol: docs/chat.md.
   resound client ws://host:port/path [--binary] [--subprotocol NAME] [--header "Name: value"]
                  [--origin URL] [--ca FILE] [--insecure] [--no-compression]
       Console client: sends each line read from standard input as a message
@@ -69,6 +76,11 @@ Options:
   --metrics-port  echo, room: serve Prometheus metrics on
                   http://HOST:N/metrics
   --quiet         echo, room: do not print the listening URL
+  --workers       echo, room, serve: run N worker processes sharing the port
+                  ('auto': one per core); a publish in one worker reaches
+                  the subscribers of every worker. SIGINT or SIGTERM to the
+                  primary closes every worker's connections (1001); a worker
+                  that dies is restarted
   --no-compression
                   echo, room: do not accept permessage-deflate (RFC 7692),
                   which is otherwise agreed with every client that offers it;
@@ -101,6 +113,7 @@ const OPTIONS = {
   'tls-key': { type: 'string' },
   verbose: { type: 'boolean', default: false },
   'metrics-port': { type: 'string' },
+  workers: { type: 'string' },
   quiet: { type: 'boolean', default: false },
   'no-compression': { type: 'boolean', default: false },
   'no-watch': { type: 'boolean', default: false },
@@ -135,6 +148,14 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       if (positionals[1] === undefined) throw new TypeError('resound serve needs a config file: resound serve resound.json');
       return serve(positionals[1], values);
+    case 'chat':
+      return runChat({
+        host: values.host ?? '127.0.0.1',
+        port: portOf('port', values.port ?? '8080'),
+        workers: values.workers === undefined ? undefined : workersOf(values.workers),
+        logger: values.verbose ? lineLogger('info') : undefined,
+        quiet: values.quiet,
+      });
     case 'client':
       if (positionals[1] === undefined) throw new TypeError('resound client needs a ws:// or wss:// URL');
       return client(positionals[1], values, maxPayload);
@@ -157,6 +178,14 @@ function seconds(values: Values, flag: 'send-timeout' | 'ping-interval' | 'ping-
   const s = Number(value);
   if (value.trim() === '' || !Number.isFinite(s) || s < 0) throw new RangeError(`bad --${flag} ${value}: expected seconds, 0 or more`);
   return Math.round(s * 1000);
+}
+
+/** --workers: a count, or 'auto' for one per core; undefined when absent. */
+function workersFlag(value: string | undefined): number | 'auto' | undefined {
+  if (value === undefined || value === 'auto') return value;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new RangeError(`bad --workers ${value}: expected a number of processes, 1 or more, or auto`);
+  return n;
 }
 
 function count(values: Values, flag: 'read-buffer-size' | 'max-fragments'): number | undefined {
@@ -185,10 +214,13 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
     idleTimeout: seconds(values, 'idle-timeout'),
     perMessageDeflate: !values['no-compression'],
     logger: values.verbose ? lineLogger('info') : undefined,
+    workers: workersFlag(values.workers),
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });
   await server.listen(host, port);
+  // A worker serves until the primary (or a signal) shuts it down; the primary prints and serves metrics for all.
+  if (cluster.isWorker) return new Promise<number>(() => {});
   let metrics: HttpServer | null = null;
   if (metricsPort !== undefined) {
     try {
@@ -199,7 +231,8 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
     }
   }
   if (!values.quiet) {
-    let lines = `resound ${name} server listening on ${server.url}\n`;
+    const workers = server.stats().cluster?.running;
+    let lines = `resound ${name} server listening on ${server.url}${workers === undefined ? '' : ` (${workers} workers)`}\n`;
     if (metrics !== null) {
       const { address, family, port: bound } = metrics.address() as AddressInfo;
       lines += `metrics on http://${family === 'IPv6' ? `[${address}]` : address}:${bound}/metrics\n`;

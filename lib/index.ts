@@ -18,7 +18,7 @@ export {
 } from './connection.js';
 export { lineLogger, jsonLogger, type Logger, type LogLevel, type LogRecord } from './log.js';
 export { renderMetrics, metricsListener, listenMetrics, METRICS_CONTENT_TYPE, type StatsSource } from './metrics.js';
-export type { ServerStats } from './stats.js';
+export type { ServerStats, ClusterStats } from './stats.js';
 export { BrokerBase, type Broker, type BrokerLink, type BrokerStats, type BrokerState, type TopicData } from './broker/broker.js';
-export { ClusterPrimary, startWorkers, type ClusterOptions, type ClusterStats } from './cluster/primary.js';
+export { ClusterPrimary, startWorkers, type ClusterOptions } from './cluster/primary.js';
 export * from './protocol/index.js';

@@ -61,6 +61,25 @@ export function renderMetrics(stats: ServerStats, prefix = 'resound_'): string {
     [{ reason: 'buffer' }, stats.dropped.overBuffer],
     [{ reason: 'send_timeout' }, stats.dropped.sendTimeout],
   ]);
+  const { broker, cluster } = stats;
+  if (broker !== undefined) {
+    family(lines, n('broker_up'), 'gauge', `1 when the link to other processes (${broker.kind}) is up.`, [[{ kind: broker.kind }, broker.state === 'up' ? 1 : 0]]);
+    family(lines, n('broker_topics'), 'gauge', 'Topics subscribed at the broker (topics with local subscribers).', [[{}, broker.topics]]);
+    family(lines, n('broker_published_total'), 'counter', 'Publishes handed to other processes.', [[{}, broker.published]]);
+    family(lines, n('broker_received_total'), 'counter', 'Messages from other processes delivered here.', [[{}, broker.received]]);
+    family(lines, n('broker_dropped_total'), 'counter', 'Publishes not handed on (link down, link behind) and broker messages not readable.', [
+      [{ reason: 'link_down' }, broker.dropped.linkDown],
+      [{ reason: 'backpressure' }, broker.dropped.backpressure],
+      [{ reason: 'malformed' }, broker.dropped.malformed],
+    ]);
+    family(lines, n('broker_state_changes_total'), 'counter', 'Times the link went down or came back.', [[{}, broker.stateChanges]]);
+  }
+  if (cluster !== undefined) {
+    family(lines, n('cluster_workers'), 'gauge', 'Worker processes running.', [[{}, cluster.running]]);
+    family(lines, n('cluster_restarts_total'), 'counter', 'Workers started again after one died.', [[{}, cluster.restarts]]);
+    family(lines, n('cluster_relayed_total'), 'counter', 'Publishes relayed between workers by the primary.', [[{}, cluster.relayed]]);
+    family(lines, n('cluster_dropped_total'), 'counter', "Deliveries to a worker skipped because its channel was behind.", [[{}, cluster.droppedBackpressure]]);
+  }
   lines.push('');
   return lines.join('\n');
 }

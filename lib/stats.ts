@@ -50,6 +50,18 @@ export interface ServerStats {
   dropped: { overBuffer: number; sendTimeout: number };
   /** The link to other processes, with a broker (a cluster, Redis). */
   broker?: BrokerStats;
+  /** In the primary of a cluster: the workers (the rest is their sum). */
+  cluster?: ClusterStats;
+}
+
+/** What the primary of a cluster adds to the workers' summed stats. */
+export interface ClusterStats {
+  /** Workers running now, and how many were started again after one died. */
+  running: number;
+  restarts: number;
+  /** Publishes relayed between workers, and deliveries to a worker skipped because its channel was behind. */
+  relayed: number;
+  droppedBackpressure: number;
 }
 
 /** Stats of a server that did nothing yet. */

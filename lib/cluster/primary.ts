@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { TopicData } from '../broker/broker.js';
 import { logEvent, type Logger } from '../log.js';
-import { addStats, emptyStats, type ServerStats } from '../stats.js';
+import { addStats, emptyStats, type ClusterStats, type ServerStats } from '../stats.js';
 import { isResoundMessage, WORKER_ENV, type ToPrimary, type ToWorker } from './messages.js';
 
 export interface ClusterOptions {
@@ -27,16 +27,6 @@ export interface ClusterOptions {
   handleSignals?: boolean;
   /** Where worker exits and restarts are said. */
   logger?: Logger;
-}
-
-/** What `stats()` adds for a cluster. */
-export interface ClusterStats {
-  /** Workers running now, and how many were restarted after dying. */
-  running: number;
-  restarts: number;
-  /** Publishes relayed between workers, and deliveries not made because a worker's channel was behind. */
-  relayed: number;
-  droppedBackpressure: number;
 }
 
 /** A worker's deliveries not yet written to its channel; more are dropped (counted), not queued. */

@@ -22,7 +22,7 @@ import { logEvent, wants } from '../log.js';
 import { serveMetricsOn } from '../metrics.js';
 import cluster from 'node:cluster';
 import type { Broker } from '../broker/broker.js';
-import { ClusterPrimary, type ClusterOptions, type ClusterStats } from '../cluster/primary.js';
+import { ClusterPrimary, type ClusterOptions } from '../cluster/primary.js';
 import { inResoundWorker, joinCluster } from '../cluster/worker.js';
 
 /** An `http` or `https` server, whose 'upgrade' events a WebSocket server can take. */
@@ -369,7 +369,7 @@ export class Server<D = unknown> {
   }
 
   /** The server's figures now: connections, handshakes, traffic, closes, keepalive, dropped readers. */
-  stats(): ServerStats & { cluster?: ClusterStats } {
+  stats(): ServerStats {
     if (this.primary !== null) return this.primary.stats();
     const c = this.counters;
     return {
