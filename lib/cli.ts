@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
 import { Connection, type WSConnection } from './connection.js';
+import { workerShutdown } from './cluster/worker.js';
 import { lineLogger } from './log.js';
 import { runChat, workersOf } from './apps/chat/command.js';
 import { listenMetrics } from './metrics.js';
@@ -220,7 +221,10 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
   });
   await server.listen(host, port);
   // A worker serves until the primary (or a signal) shuts it down; the primary prints and serves metrics for all.
-  if (cluster.isWorker) return new Promise<number>(() => {});
+  if (cluster.isWorker) {
+    await workerShutdown();
+    return 0;
+  }
   let metrics: HttpServer | null = null;
   if (metricsPort !== undefined) {
     try {
@@ -260,6 +264,7 @@ async function serve(file: string, values: Values): Promise<number> {
     host: values.host,
     port: values.port === undefined ? undefined : portOf('port', values.port),
     watch: !values['no-watch'],
+    workers: workersFlag(values.workers),
   });
 }
 

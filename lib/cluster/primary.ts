@@ -102,6 +102,11 @@ export class ClusterPrimary {
     return this.relay(null, space, topic, data);
   }
 
+  /** Send `signal` to every worker (SIGHUP: reload a `resound serve` config). */
+  signal(signal: NodeJS.Signals): void {
+    for (const { worker } of this.members.values()) worker.process.kill(signal);
+  }
+
   /** The sum of every worker's stats (as last reported, once a second), with the cluster's own figures. */
   stats(): ServerStats & { cluster: ClusterStats } {
     let total: ServerStats = this.gone;

@@ -81,6 +81,17 @@ export class ClusterBroker extends BrokerBase {
 
 const members: Array<{ server: ClusterMember; broker: ClusterBroker }> = [];
 let shuttingDown: Promise<void> | null = null;
+let shutDown: () => void = () => {};
+const done = new Promise<void>((resolve) => (shutDown = resolve));
+
+/**
+ * Resolves once this worker was told to shut down (by the primary, or by
+ * SIGTERM/SIGINT) and its servers are closed: a long-running command waits
+ * for it, then ends the process.
+ */
+export function workerShutdown(): Promise<void> {
+  return done;
+}
 
 /** Join `server` to the cluster; returns the broker its topics go through. */
 export function joinCluster(server: ClusterMember): ClusterBroker {
@@ -119,6 +130,7 @@ function shutdown(code: number, reason: string): Promise<void> {
   shuttingDown ??= Promise.all(members.map(({ server }) => server.close(code, reason))).then(() => {
     reportStats();
     if (cluster.worker?.isConnected()) cluster.worker.disconnect();
+    shutDown();
   });
   return shuttingDown;
 }

@@ -282,6 +282,11 @@ export class Server<D = unknown> {
     conn.handshakeAnswered();
   }
 
+  /** In the primary of a cluster (the `workers` option), its handle; null in a worker or without workers. */
+  get cluster(): ClusterPrimary | null {
+    return this.primary;
+  }
+
   address(): AddressInfo {
     if (this.primary !== null) return this.primary.listening();
     const address = (this.tlsServer ?? null)?.address() ?? this.listener?.address();

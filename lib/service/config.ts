@@ -41,7 +41,8 @@ export interface RouteConfig {
 export interface ServiceConfig {
   /** The config file as it was given (for messages). */
   file: string;
-  listen: { host: string; port: number; tls: { cert: FileRef; key: FileRef } | null };
+  /** `workers` null: this process serves (no cluster). */
+  listen: { host: string; port: number; tls: { cert: FileRef; key: FileRef } | null; workers: number | 'auto' | null };
   /** `host` null: the address the service listens on. */
   metrics: { host: string | null; port: number } | null;
   log: { level: LogLevel; format: 'line' | 'json' };
@@ -174,7 +175,7 @@ class ConfigReader {
 
   private listen(node: JsonNode): ServiceConfig['listen'] | undefined {
     const c = this.c;
-    const members = c.object(node, 'listen', ['host', 'port', 'tls']);
+    const members = c.object(node, 'listen', ['host', 'port', 'tls', 'workers']);
     if (members === undefined) return undefined;
     const host = members.has('host') ? c.string(members.get('host')!.value, 'listen.host', 'a host name or address') : '127.0.0.1';
     const portMember = c.required(node, members, 'port', 'listen');
@@ -189,8 +190,15 @@ class ConfigReader {
       const keyRef = key && this.fileRef(key, 'listen.tls.key', 'a PEM file path');
       tls = certRef && keyRef ? { cert: certRef, key: keyRef } : undefined;
     }
-    if (host === undefined || port === undefined || tls === undefined) return undefined;
-    return { host, port, tls };
+    const workersNode = members.get('workers')?.value;
+    let workers: number | 'auto' | null | undefined = null;
+    if (workersNode !== undefined) {
+      if (workersNode.kind === 'string' && workersNode.value === 'auto') workers = 'auto';
+      else if (workersNode.kind === 'string') workers = c.fail(workersNode, 'listen.workers', `expected a number of worker processes or "auto", got "${workersNode.value}"`);
+      else workers = c.integer(workersNode, 'listen.workers', 1, 1024);
+    }
+    if (host === undefined || port === undefined || tls === undefined || workers === undefined) return undefined;
+    return { host, port, tls, workers };
   }
 
   private metrics(node: JsonNode): ServiceConfig['metrics'] | undefined {

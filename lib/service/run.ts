@@ -8,7 +8,9 @@
  * `defaults`, `routes`) go to `server.reconfigure()`: new handshakes get
  * them, open connections keep what they opened with.
  */
+import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
+import { inResoundWorker, workerShutdown } from '../cluster/worker.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jsonLogger, lineLogger, logEvent, type Logger } from '../log.js';
@@ -28,6 +30,8 @@ export interface ServiceOptions {
   host?: string;
   /** Listen here instead of `listen.port` (the CLI's --port); 0 picks a free port. */
   port?: number;
+  /** Run on worker processes instead of `listen.workers` (the CLI's --workers). */
+  workers?: number | 'auto';
   /** Reload when the file changes. Default true. */
   watch?: boolean;
   /** Milliseconds of quiet after a change before the file is read again. Default 100. */
@@ -102,14 +106,17 @@ export class Service {
     const first = await load(file, await readText(file), options.logger, undefined);
     const tls = readTls(first.config);
     const loaded = tls === undefined ? first : { ...first, options: { ...first.options, tls } };
-    const server = new Server(null, loaded.options);
-    server.reconfigure(loaded.options, loaded.routes);
     const { listen } = loaded.config;
+    const workers = options.workers ?? listen.workers ?? undefined;
+    // Read at listen(): in the primary, forks the workers, which run this same start.
+    const server = new Server(null, { ...loaded.options, workers });
+    server.reconfigure({ ...loaded.options, workers }, loaded.routes);
     const host = options.host ?? listen.host;
     await server.listen(host, options.port ?? listen.port);
     const service = new Service(file, server, loaded, options);
     const { metrics } = loaded.config;
-    if (metrics !== null) {
+    // In a cluster the primary serves the metrics, the sum of every worker's.
+    if (metrics !== null && !inResoundWorker()) {
       try {
         service.metrics = await listenMetrics(server, metrics.host ?? host, metrics.port);
       } catch (error) {
@@ -117,7 +124,8 @@ export class Service {
         throw error;
       }
     }
-    if (options.watch ?? true) {
+    // In a cluster's primary the workers watch (and reload) for themselves.
+    if ((options.watch ?? true) && server.cluster === null) {
       service.stopWatching = watchConfig(
         file,
         () => void service.reload('file change', false),
@@ -159,6 +167,13 @@ export class Service {
   reload(trigger: ReloadTrigger = 'call', force = true): Promise<boolean> {
     this.reloads = this.reloads.then(() => this.reloadNow(trigger, force));
     return this.reloads;
+  }
+
+  /** SIGHUP: reload here, or in every worker when this is a cluster's primary. */
+  hangup(): void {
+    const cluster = this.server.cluster;
+    if (cluster !== null) cluster.signal('SIGHUP');
+    else void this.reload('SIGHUP', true);
   }
 
   /** Stop watching, close every connection with 1001, stop listening. */
@@ -231,7 +246,7 @@ export async function runService(file: string, options: ServiceOptions & { print
   let hangupsBeforeStart = 0;
   const onHangup = (): void => {
     if (service === null) hangupsBeforeStart++;
-    else void service.reload('SIGHUP', true);
+    else service.hangup();
   };
   process.on('SIGHUP', onHangup);
   try {
@@ -240,11 +255,19 @@ export async function runService(file: string, options: ServiceOptions & { print
     process.off('SIGHUP', onHangup);
     throw error;
   }
-  if (hangupsBeforeStart > 0) void service.reload('SIGHUP', true);
+  if (hangupsBeforeStart > 0) service.hangup();
+  if (cluster.isWorker) {
+    // The primary prints, and tells this worker when to stop.
+    await Promise.race([workerShutdown(), new Promise((resolve) => process.once('SIGTERM', resolve))]);
+    process.off('SIGHUP', onHangup);
+    await service.close();
+    return 0;
+  }
   const print = options.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const routes = service.config.routes.map((r) => r.pattern).join(', ');
   // One write: whoever waits for the URL finds the metrics URL with it.
-  print(`resound serve listening on ${service.url} (${routes})${service.metricsUrl === null ? '' : `\nmetrics on ${service.metricsUrl}`}`);
+  const workers = service.server.cluster?.size;
+  print(`resound serve listening on ${service.url} (${routes})${workers === undefined ? '' : ` on ${workers} workers`}${service.metricsUrl === null ? '' : `\nmetrics on ${service.metricsUrl}`}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
