@@ -16,8 +16,8 @@ export interface ChatCommandOptions {
   port: number;
   /** Worker processes sharing the port ('auto': one per core); default none: this process serves. */
   workers?: number | 'auto';
-  /** Share rooms beyond this machine: called once in each process that serves (each worker), e.g. `() => redisBroker(url)`. */
-  broker?: () => Broker;
+  /** Share rooms beyond this machine: called once in each process that serves (each worker), e.g. `() => redisBrokerFromUrl(url)`. */
+  broker?: () => Broker | Promise<Broker>;
   logger?: Logger;
   /** Do not print the URL. */
   quiet?: boolean;
@@ -41,7 +41,7 @@ export async function runChat(options: ChatCommandOptions): Promise<number> {
     return 0;
   }
 
-  const { http, chat } = createChatServer({ broker: options.broker?.(), logger: options.logger });
+  const { http, chat } = createChatServer({ broker: await options.broker?.(), logger: options.logger });
   await listen(http, options.host, options.port);
   // A worker is shut down by its primary (or its own SIGTERM): its server closes, and the process ends.
   if (cluster.isWorker) return new Promise<never>(() => {});

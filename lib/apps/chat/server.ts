@@ -43,6 +43,14 @@ interface Chatter {
 /** An HTTP server with the chat page at `/` and the chat's WebSocket at `/chat`. Call `http.listen()`. */
 export function createChatServer(options: ChatOptions = {}): { http: HttpServer; chat: Server<Chatter> } {
   const http = createServer(servePage);
+  // Browsers keep idle sockets open (keep-alive, preconnects): closing drops them, or they would
+  // hold close(), and a worker's exit, for minutes. The chat's WebSockets are closed before.
+  const close = http.close.bind(http);
+  http.close = (callback) => {
+    close(callback);
+    http.closeAllConnections();
+    return http;
+  };
   return { http, chat: attachChat(http, options) };
 }
 
