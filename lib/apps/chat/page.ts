@@ -29,8 +29,8 @@ button { font: inherit; padding: 6px 14px; border: 0; border-radius: 6px; backgr
 button:disabled { opacity: .5; cursor: default; }
 button.quiet { background: transparent; color: var(--muted); border: 1px solid var(--line); padding: 3px 10px; font-size: 13px; }
 input { font: inherit; padding: 6px 10px; border: 1px solid var(--line); border-radius: 6px; background: var(--panel); color: var(--ink); min-width: 0; }
-main { flex: 1; overflow-y: auto; padding: 12px 16px; }
-#log { list-style: none; margin: 0 auto; padding: 0; max-width: 860px; }
+main { flex: 1; overflow-y: auto; padding: 12px 16px; display: flex; flex-direction: column; }
+#log { list-style: none; margin: auto auto 0; padding: 0; width: 100%; max-width: 860px; }
 #log li { padding: 3px 0; overflow-wrap: anywhere; white-space: pre-wrap; }
 #log time { color: var(--muted); font-size: 12px; margin-right: 8px; font-variant-numeric: tabular-nums; }
 #log .name { font-weight: 650; margin-right: 6px; }
@@ -73,7 +73,7 @@ function add(className, parts, time) {
   const li = document.createElement('li');
   li.className = className;
   const at = document.createElement('time');
-  at.textContent = new Date(time || Date.now()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  at.textContent = new Date(time || Date.now()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   li.append(at, ...parts);
   log.append(li);
   while (log.childElementCount > 500) log.firstElementChild.remove();
