@@ -145,6 +145,18 @@ describe('the chat protocol', { timeout: 30_000 }, () => {
     }
   });
 
+  test('what crosses the close is not acted on: a join sent right after a bad message joins no one', async () => {
+    const { client: alice } = await ChatClient.join(chat.url, 'alice', 'crossed');
+    const intruder = await ChatClient.open(chat.url);
+    intruder.send('not json');
+    intruder.send({ type: 'join', name: 'intruder', room: 'crossed' });
+    intruder.send({ type: 'say', text: 'am I in?' });
+    assert.equal((await intruder.closed()).code, 1008);
+    alice.send({ type: 'say', text: 'alone?' });
+    assert.deepEqual(pick(await alice.next('alice to hear herself')), { type: 'message', name: 'alice', text: 'alone?' }, 'no joined, message or left of the intruder came first');
+    await alice.close();
+  });
+
   test(`rate limit: a burst of ${LIMITS.burst}, then "too fast" errors; the connection stays open`, async () => {
     const { client } = await ChatClient.join(chat.url, 'fast', 'rate');
     const sent = LIMITS.burst + 5;

@@ -71,6 +71,8 @@ export function attachChat(http: HttpServer, options: ChatOptions = {}): Server<
     },
     onMessage(conn, message) {
       const me = conn.data;
+      // What arrives after we closed the connection (it crossed our close frame) is not acted on.
+      if (conn.state !== 'OPEN') return;
       if (typeof message !== 'string') return conn.close(1003, 'text messages only');
       const request = parse(message);
       if (request === null) return conn.close(1008, 'expected a JSON object with a "type"');
