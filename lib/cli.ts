@@ -7,8 +7,9 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from './client/connect.js';
 import { Connection, type WSConnection } from './connection.js';
+import { redisBrokerFromUrl } from './broker/redis-url.js';
 import { workerShutdown } from './cluster/worker.js';
-import { lineLogger } from './log.js';
+import { lineLogger, type Logger } from './log.js';
 import { runChat, workersOf } from './apps/chat/command.js';
 import { listenMetrics } from './metrics.js';
 import { ClientProtocol } from './protocol/client.js';
@@ -23,7 +24,7 @@ Usage:
   resound echo [--host 127.0.0.1] [--port 9001] [--max-payload 67108864] [--read-buffer-size 524288]
                [--max-fragments 0] [--send-timeout 30] [--tls-cert FILE --tls-key FILE]
                [--ping-interval 20] [--ping-timeout 20] [--idle-timeout 0] [--verbose] [--metrics-port N]
-               [--no-compression] [--workers N|auto]
+               [--no-compression] [--workers N|auto] [--redis URL]
       Echo server: text is echoed as text, binary as binary. The target for
       the Autobahn testsuite and for benchmarks.
   resound room [same options as echo]
@@ -77,6 +78,10 @@ Options:
   --metrics-port  echo, room: serve Prometheus metrics on
                   http://HOST:N/metrics
   --quiet         echo, room: do not print the listening URL
+  --redis         echo, room: share topics with every other process on this
+                  Redis (redis://HOST:PORT), at most once: publishes made
+                  while it is down reach this process only. Needs the npm
+                  package redis (or ioredis) installed where resound runs
   --workers       echo, room, serve: run N worker processes sharing the port
                   ('auto': one per core); a publish in one worker reaches
                   the subscribers of every worker. SIGINT or SIGTERM to the
@@ -115,6 +120,7 @@ const OPTIONS = {
   verbose: { type: 'boolean', default: false },
   'metrics-port': { type: 'string' },
   workers: { type: 'string' },
+  redis: { type: 'string' },
   quiet: { type: 'boolean', default: false },
   'no-compression': { type: 'boolean', default: false },
   'no-watch': { type: 'boolean', default: false },
@@ -197,6 +203,12 @@ function count(values: Values, flag: 'read-buffer-size' | 'max-fragments'): numb
   return n;
 }
 
+/** Without --verbose, --redis still says when the Redis link goes down or comes back, and nothing else. */
+function brokerLines(): Logger {
+  const lines = lineLogger('info');
+  return { level: 'info', log: (record) => record.event.startsWith('broker-') && lines.log(record) };
+}
+
 /** Serve `handler` until SIGINT or SIGTERM, then close every connection. */
 async function runServer(name: string, handler: Handler, values: Values, maxPayload: number): Promise<number> {
   const host = values.host ?? '127.0.0.1';
@@ -204,7 +216,11 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
   const metricsPort = values['metrics-port'] === undefined ? undefined : portOf('metrics-port', values['metrics-port']);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new TypeError('--tls-cert and --tls-key go together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) };
+  const workers = workersFlag(values.workers);
+  // In a cluster's primary the workers link to Redis, each for itself.
+  const broker = values.redis === undefined || (workers !== undefined && cluster.isPrimary) ? undefined : await redisBrokerFromUrl(values.redis);
   const server = new Server(handler, {
+    broker,
     tls,
     maxPayload,
     readBufferSize: count(values, 'read-buffer-size'),
@@ -214,8 +230,8 @@ async function runServer(name: string, handler: Handler, values: Values, maxPayl
     pingTimeout: seconds(values, 'ping-timeout'),
     idleTimeout: seconds(values, 'idle-timeout'),
     perMessageDeflate: !values['no-compression'],
-    logger: values.verbose ? lineLogger('info') : undefined,
-    workers: workersFlag(values.workers),
+    logger: values.verbose ? lineLogger('info') : values.redis !== undefined ? brokerLines() : undefined,
+    workers,
     // Echoing a 16 MiB message to a reader that is slow to drain must not drop it.
     maxBufferedAmount: Math.max(64 * 1024 * 1024, 4 * maxPayload),
   });

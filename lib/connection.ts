@@ -7,6 +7,7 @@ import type { TopicRegistry } from './apps/pubsub.js';
 import { addressText, compactAddress, peerOf, type CompactAddress } from './peer-address.js';
 import { LARGE_READ, spendReadTurn, type TurnTaker } from './fair-reads.js';
 import { isLent } from './lent-reads.js';
+import { writeDirect } from './direct-write.js';
 import { unwatchSend, watchSend, type SendWatched } from './send-timeout.js';
 import { keepaliveWheel, type KeepaliveWheel, type KeptAlive } from './keepalive.js';
 import { TrafficCounters } from './stats.js';
@@ -700,7 +701,8 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
       for (let i = 0; i < dataChunks; i++) {
         // The batch's promise settles with the write of its last data chunk.
         if (i === dataChunks - 1 && batch !== null) socket.write(chunks[i]!, (error) => settle(batch, error, socket));
-        else socket.write(chunks[i]!);
+        // One chunk (a publish, an echo): straight to the handle when Node has nothing queued.
+        else if (dataChunks > 1 || !writeDirect(socket, chunks[i]!)) socket.write(chunks[i]!);
       }
       if (dataChunks > 1) socket.uncork();
       if (eof) this.closeOurSide(batch);
