@@ -12,6 +12,18 @@
  *   loadgen-c --kind churn --port P --concurrency N --accept ACCEPT ...
  *   loadgen-c --kind fanout --port P --connections N --batch N --size N
  *             --binary 0|1 [--raw] --accept ACCEPT ...
+ *             [--ports P1,P2,...] [--settle S] [--cpu-pids PID,PID,...]
+ *
+ * Fan-out across processes (bench/scale.ts): --ports spreads the connections
+ * over several ports, connection i on port i mod n (the publisher,
+ * connection 0, on P1); --settle waits S seconds between the last handshake
+ * and the first publish (for subscriptions to reach a broker); --cpu-pids
+ * (any kind) reports the CPU of each of those processes over the measured
+ * window ("cpuByPid") and the whole machine's ("machineCpu"). With --ports,
+ * a fan-out run also reports deliveries and the first and last delivery of
+ * every round by port ("ports"), and ends by letting the last round
+ * complete and checking that every connection received every message
+ * published exactly once. Without these options nothing changes.
  *
  * ACCEPT is the Sec-WebSocket-Accept value for the fixed key below (the
  * runner computes it; no SHA-1 here). Prints one JSON line and exits: the
@@ -49,6 +61,11 @@
 #define MAX_SAMPLES (1 << 21)
 /* fanout: a round (one publish reaching every connection) longer than this fails the run. */
 #define ROUND_TIMEOUT_SECONDS 10.0
+/* --ports and --cpu-pids: most entries. */
+#define MAX_PORTS 16
+#define MAX_PIDS 32
+/* fanout with --ports: after the last round, how long to go on reading for a late duplicate. */
+#define LINGER_SECONDS 0.3
 
 static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
 
@@ -59,6 +76,13 @@ static int port, connections = 1, inflight = 1, size = 32, binary, raw_echo, con
 static double warmup_s = 1, duration_s = 5;
 static long server_pid = -1;
 static const char *accept_value = "";
+/* --ports: connection i of a fan-out goes to ports[i % port_count]; without it, one entry, --port. */
+static int ports[MAX_PORTS], port_count, ports_given;
+/* --cpu-pids */
+static long cpu_pids[MAX_PIDS];
+static int cpu_pid_count;
+/* --settle: seconds between the last handshake and the first publish */
+static double settle_s;
 
 static void finish_fail(const char *fmt, ...) {
   char message[512];
@@ -91,9 +115,42 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--duration") == 0) duration_s = atof(v);
     else if (strcmp(a, "--server-pid") == 0) server_pid = atol(v);
     else if (strcmp(a, "--accept") == 0) accept_value = v;
-    else finish_fail("unknown option %s", a);
+    else if (strcmp(a, "--settle") == 0) settle_s = atof(v);
+    else if (strcmp(a, "--ports") == 0) {
+      ports_given = 1;
+      port_count = 0;
+      for (const char *p = v; *p != '\0';) {
+        if (port_count == MAX_PORTS) finish_fail("--ports takes at most %d ports", MAX_PORTS);
+        char *end;
+        long n = strtol(p, &end, 10);
+        if (end == p || n <= 0 || n > 65535) finish_fail("bad --ports %s", v);
+        ports[port_count++] = (int)n;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0') finish_fail("bad --ports %s", v);
+      }
+    } else if (strcmp(a, "--cpu-pids") == 0) {
+      cpu_pid_count = 0;
+      for (const char *p = v; *p != '\0';) {
+        if (cpu_pid_count == MAX_PIDS) finish_fail("--cpu-pids takes at most %d PIDs", MAX_PIDS);
+        char *end;
+        long n = strtol(p, &end, 10);
+        if (end == p || n <= 0) finish_fail("bad --cpu-pids %s", v);
+        cpu_pids[cpu_pid_count++] = n;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0') finish_fail("bad --cpu-pids %s", v);
+      }
+    } else finish_fail("unknown option %s", a);
+  }
+  if (ports_given) {
+    if (port_count == 0) finish_fail("--ports needs at least one port");
+    if (port <= 0) port = ports[0];
+    if (port != ports[0]) finish_fail("--port and the first of --ports differ");
+  } else {
+    ports[0] = port;
+    port_count = 1;
   }
   if (port <= 0 || accept_value[0] == '\0') finish_fail("--port and --accept are required");
+  if (settle_s < 0) finish_fail("bad --settle");
   if (connections < 1 || inflight < 1 || size < 0 || concurrency < 1 || batch < 1) finish_fail("bad scenario parameters");
 }
 
@@ -149,24 +206,51 @@ static void machine_ticks(double *busy, double *steal) {
 
 struct window {
   double t0, cpu0, server0, busy0, steal0;
+  double pids0[MAX_PIDS];
+  /* window_close: the same at the end of the window */
+  int closed;
+  double t1, cpu1, server1, busy1, steal1;
+  double pids1[MAX_PIDS];
 };
 
 static void window_open(struct window *w) {
+  w->closed = 0;
   w->t0 = now_s();
   w->cpu0 = self_cpu_s();
   w->server0 = process_cpu_s(server_pid);
+  for (int i = 0; i < cpu_pid_count; i++) w->pids0[i] = process_cpu_s(cpu_pids[i]);
   machine_ticks(&w->busy0, &w->steal0);
 }
 
+/* The end of the window; window_print closes it itself when this was not called. */
+static void window_close(struct window *w) {
+  w->closed = 1;
+  w->t1 = now_s();
+  w->cpu1 = self_cpu_s();
+  w->server1 = process_cpu_s(server_pid);
+  for (int i = 0; i < cpu_pid_count; i++) w->pids1[i] = process_cpu_s(cpu_pids[i]);
+  machine_ticks(&w->busy1, &w->steal1);
+}
+
 /* Prints the JSON fields common to every result: CPU shares over the window, as % of one core. */
-static void window_print(const struct window *w, double *seconds_out) {
-  double seconds = now_s() - w->t0;
-  double loadgen = (self_cpu_s() - w->cpu0) / seconds * 100;
-  double server_now = process_cpu_s(server_pid);
-  double busy, steal;
-  machine_ticks(&busy, &steal);
+static void window_print(struct window *w, double *seconds_out) {
+  if (!w->closed) window_close(w);
+  double seconds = w->t1 - w->t0;
+  double loadgen = (w->cpu1 - w->cpu0) / seconds * 100;
+  double server_now = w->server1;
+  double busy = w->busy1, steal = w->steal1;
   double hz = (double)sysconf(_SC_CLK_TCK);
   double machine = (busy - w->busy0) / hz / seconds * 100;
+  if (cpu_pid_count > 0) {
+    /* Every process asked for, by PID (null: it was gone or unreadable), and the whole machine: % of one core. */
+    printf("\"cpuByPid\":{");
+    for (int i = 0; i < cpu_pid_count; i++) {
+      printf("%s\"%ld\":", i == 0 ? "" : ",", cpu_pids[i]);
+      if (w->pids0[i] >= 0 && w->pids1[i] >= 0) printf("%.2f", (w->pids1[i] - w->pids0[i]) / seconds * 100);
+      else printf("null");
+    }
+    printf("},\"machineCpu\":%.2f,", machine);
+  }
   printf("\"loadgenCpu\":%.2f,", loadgen);
   if (server_pid > 0 && server_now >= 0 && w->server0 >= 0) {
     double server = (server_now - w->server0) / seconds * 100;
@@ -214,8 +298,9 @@ static size_t frame(uint8_t *out, int opcode, const uint8_t *data, size_t n, int
   return at + n;
 }
 
-static char request[512];
-static size_t request_len;
+/* The upgrade request of each port (its Host header names it): requests[i] for ports[i]. */
+static char requests[MAX_PORTS][512];
+static size_t request_lens[MAX_PORTS];
 
 /* ------------------------------------------------------------ connections */
 
@@ -224,6 +309,8 @@ enum { CONNECTING, HEAD, OPEN, DONE };
 struct conn {
   int fd;
   int state;
+  /* index in ports[] of the port it connects to */
+  int port_index;
   int want_out;
   char *head;
   size_t head_len;
@@ -253,13 +340,15 @@ static void watch(struct conn *c, int op, int out) {
   c->want_out = out;
 }
 
-static void open_conn(struct conn *c) {
+/* Open `c` to ports[port_index]. */
+static void open_conn_to(struct conn *c, int port_index) {
   memset(c, 0, sizeof *c);
+  c->port_index = port_index;
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0) finish_fail("socket: %s", strerror(errno));
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ports[port_index])};
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0 && errno != EINPROGRESS) {
     finish_fail("connect: %s", strerror(errno));
@@ -267,6 +356,8 @@ static void open_conn(struct conn *c) {
   c->state = CONNECTING;
   watch(c, EPOLL_CTL_ADD, 1);
 }
+
+static void open_conn(struct conn *c) { open_conn_to(c, 0); }
 
 static void close_conn(struct conn *c) {
   if (c->fd >= 0) close(c->fd);
@@ -282,7 +373,8 @@ static void on_connected(struct conn *c) {
   socklen_t len = sizeof error;
   getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &len);
   if (error != 0) finish_fail("connect: %s", strerror(error));
-  if (write(c->fd, request, request_len) != (ssize_t)request_len) finish_fail("the upgrade request did not go out in one write");
+  size_t request_len = request_lens[c->port_index];
+  if (write(c->fd, requests[c->port_index], request_len) != (ssize_t)request_len) finish_fail("the upgrade request did not go out in one write");
   c->state = HEAD;
   c->head = malloc(HEAD_MAX);
   watch(c, EPOLL_CTL_MOD, 0);
@@ -489,10 +581,32 @@ static uint64_t rounds_published;
 static long round_left;
 static double round_start;
 
+/*
+ * With --ports, by port: connections, deliveries in the window, and the
+ * current round's connections still waiting; for every round of the window,
+ * when the port's first and last connection got the message (seconds after
+ * the publish).
+ */
+#define PORT_SAMPLES (1 << 18)
+struct port_stats {
+  long connections, left;
+  uint64_t deliveries;
+  double first, last;
+  double *firsts, *lasts;
+  long count;
+};
+static struct port_stats port_stats[MAX_PORTS];
+
 static void publish(void) {
   round_start = now_s();
   rounds_published++;
   round_left = connections;
+  if (ports_given) {
+    for (int p = 0; p < port_count; p++) {
+      port_stats[p].left = port_stats[p].connections;
+      port_stats[p].first = -1;
+    }
+  }
   /* One small frame on a socket whose previous publish the server has read: one write, or a broken run. */
   if (write(subscribers[0].fd, publish_frame, frame_len) != (ssize_t)frame_len) finish_fail("the publish did not go out in one write");
 }
@@ -502,19 +616,58 @@ static void on_fanout_frames(struct conn *c, const uint8_t *bytes, size_t n) {
   if (messages == 0) return;
   c->delivered += messages;
   if (c->delivered > rounds_published) {
+    if (ports_given) {
+      finish_fail("a connection received %llu messages for %llu published: a duplicate (connection %ld, port %d)",
+                  (unsigned long long)c->delivered, (unsigned long long)rounds_published, (long)(c - subscribers),
+                  ports[c->port_index]);
+    }
     finish_fail("a connection received %llu messages for %llu published", (unsigned long long)c->delivered,
                 (unsigned long long)rounds_published);
   }
   round_left -= (long)messages;
+  if (ports_given) {
+    /* One message per connection per round (the check above), so this connection is done with the round. */
+    struct port_stats *ps = &port_stats[c->port_index];
+    double t = now_s() - round_start;
+    if (ps->first < 0) ps->first = t;
+    if (recording) ps->deliveries += messages;
+    if (--ps->left == 0) {
+      ps->last = t;
+      if (recording && ps->count < PORT_SAMPLES) {
+        ps->firsts[ps->count] = ps->first;
+        ps->lasts[ps->count++] = ps->last;
+      }
+    }
+  }
   if (round_left > 0) return;
   double t = now_s();
   if (recording && sample_count < MAX_SAMPLES) samples[sample_count++] = t - round_start;
   if (!stopped) publish();
 }
 
+/* Connections that have not received the current round's message, by port: "port 9001: 12, port 9002: 4988". */
+static void missing_by_port(char *out, size_t size) {
+  long missing[MAX_PORTS] = {0};
+  for (int i = 0; i < connections; i++) {
+    if (subscribers[i].state == OPEN && subscribers[i].delivered < rounds_published) missing[subscribers[i].port_index]++;
+  }
+  size_t at = 0;
+  out[0] = '\0';
+  for (int p = 0; p < port_count && at < size; p++) {
+    at += (size_t)snprintf(out + at, size - at, "%sport %d: %ld of %ld", p == 0 ? "" : ", ", ports[p], missing[p],
+                           port_stats[p].connections);
+  }
+}
+
+/* Open subscribers[i], on port i mod port_count (one port without --ports). */
+static void open_subscriber(int i) {
+  open_conn_to(&subscribers[i], i % port_count);
+  port_stats[i % port_count].connections++;
+}
+
 /* A connection finished its handshake: open the next one, so that at most `batch` handshakes are in progress. */
 static void on_fanout_open(void) {
-  if (next_to_open < connections) open_conn(&subscribers[next_to_open++]);
+  if (next_to_open < connections) open_subscriber(next_to_open++);
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -582,6 +735,12 @@ static void loop_until(double until, int mode, int stop_when_started) {
     if (left <= 0) return;
     if (stop_when_started && started) return;
     if (mode == MODE_FANOUT && round_left > 0 && t - round_start > ROUND_TIMEOUT_SECONDS) {
+      if (ports_given) {
+        char where[256];
+        missing_by_port(where, sizeof where);
+        finish_fail("a round did not complete within %.0f s: %ld of %d connections did not get message %llu (missing by port: %s)",
+                    ROUND_TIMEOUT_SECONDS, round_left, connections, (unsigned long long)rounds_published, where);
+      }
       finish_fail("a round did not complete within %.0f s: %ld of %d connections did not get the message", ROUND_TIMEOUT_SECONDS,
                   round_left, connections);
     }
@@ -697,18 +856,51 @@ static void run_fanout(void) {
 
   subscribers = calloc((size_t)connections, sizeof *subscribers);
   for (int i = 0; i < connections; i++) subscribers[i].fd = -1;
+  if (ports_given) {
+    for (int p = 0; p < port_count; p++) {
+      port_stats[p].firsts = malloc(sizeof(double) * PORT_SAMPLES);
+      port_stats[p].lasts = malloc(sizeof(double) * PORT_SAMPLES);
+    }
+  }
   int first = batch < connections ? batch : connections;
-  for (next_to_open = 0; next_to_open < first; next_to_open++) open_conn(&subscribers[next_to_open]);
+  for (next_to_open = 0; next_to_open < first; next_to_open++) open_subscriber(next_to_open);
   double setup_start = now_s();
   loop_until(setup_start + SETUP_SECONDS, MODE_FANOUT, 1);
   if (!started) finish_fail("setup took longer than %.0f s: %d of %d connections open", SETUP_SECONDS, opened, connections);
   double opening_s = now_s() - setup_start;
+  /* Nothing is published yet: anything that arrives while settling fails the run as a message nobody published. */
+  if (settle_s > 0) loop_until(now_s() + settle_s, MODE_FANOUT, 0);
   publish();
   struct window w;
   double deliveries = (double)warm_up_and_measure(MODE_FANOUT, &w) / (double)reply_len;
+  if (ports_given) window_close(&w);
   if (sample_count == 0) {
+    if (ports_given) {
+      char where[256];
+      missing_by_port(where, sizeof where);
+      finish_fail("no round completed in the measured window (message %llu has waited %.1f s: %ld of %d connections did not get it; missing by port: %s)",
+                  (unsigned long long)rounds_published, now_s() - round_start, round_left, connections, where);
+    }
     finish_fail("no round completed in the measured window (the last one has waited %.1f s: %ld of %d connections did not get the message)",
                 now_s() - round_start, round_left, connections);
+  }
+  if (ports_given) {
+    /*
+     * Exactly once: let the round in progress complete (within the round
+     * timeout), read on for LINGER_SECONDS in case a duplicate is late, and
+     * require every connection's count to be the number published.
+     */
+    while (round_left > 0) loop_until(now_s() + 0.05, MODE_FANOUT, 0);
+    loop_until(now_s() + LINGER_SECONDS, MODE_FANOUT, 0);
+    long fewer = 0, more = 0;
+    for (int i = 0; i < connections; i++) {
+      if (subscribers[i].delivered < rounds_published) fewer++;
+      if (subscribers[i].delivered > rounds_published) more++;
+    }
+    if (fewer > 0 || more > 0) {
+      finish_fail("after the last round, %ld connections had fewer and %ld more messages than the %llu published", fewer, more,
+                  (unsigned long long)rounds_published);
+    }
   }
 
   printf("{\"ok\":true,");
@@ -718,18 +910,43 @@ static void run_fanout(void) {
          deliveries, sample_count, connections, seconds, opening_s, reply_len);
   qsort(samples, (size_t)sample_count, sizeof(double), compare_doubles);
   /* quantile() gives µs: fan-out times are reported in ms. */
-  printf("\"metrics\":{\"deliveriesPerSec\":%.2f,\"fanoutP50\":%.4f,\"fanoutP90\":%.4f,\"fanoutP99\":%.4f,\"fanoutMax\":%.4f}}\n",
+  printf("\"metrics\":{\"deliveriesPerSec\":%.2f,\"fanoutP50\":%.4f,\"fanoutP90\":%.4f,\"fanoutP99\":%.4f,\"fanoutMax\":%.4f}",
          deliveries / seconds, quantile(0.5) / 1000, quantile(0.9) / 1000, quantile(0.99) / 1000, quantile(1.0) / 1000);
+  if (ports_given) {
+    /* By port, in ms after the publish: when its first and its last connection got the message (p50, p90, p99 over the window's rounds). */
+    printf(",\"published\":%llu,\"ports\":[", (unsigned long long)rounds_published);
+    for (int p = 0; p < port_count; p++) {
+      struct port_stats *ps = &port_stats[p];
+      printf("%s{\"port\":%d,\"connections\":%ld,\"deliveries\":%llu,\"rounds\":%ld", p == 0 ? "" : ",", ports[p], ps->connections,
+             (unsigned long long)ps->deliveries, ps->count);
+      if (ps->count > 0) {
+        qsort(ps->firsts, (size_t)ps->count, sizeof(double), compare_doubles);
+        qsort(ps->lasts, (size_t)ps->count, sizeof(double), compare_doubles);
+        const double qs[3] = {0.5, 0.9, 0.99};
+        const char *names[3] = {"P50", "P90", "P99"};
+        for (int k = 0; k < 3; k++) {
+          long i = (long)(qs[k] * ps->count + 0.999999) - 1;
+          if (i < 0) i = 0;
+          printf(",\"first%s\":%.4f,\"last%s\":%.4f", names[k], ps->firsts[i] * 1000, names[k], ps->lasts[i] * 1000);
+        }
+      }
+      printf("}");
+    }
+    printf("]");
+  }
+  printf("}\n");
   fflush(stdout);
   for (int i = 0; i < connections; i++) close_conn(&subscribers[i]);
 }
 
 int main(int argc, char **argv) {
   parse_args(argc, argv);
-  request_len = (size_t)snprintf(request, sizeof request,
-                                 "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                 "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\nCookie: " AUTH_COOKIE "\r\n\r\n",
-                                 port);
+  for (int p = 0; p < port_count; p++) {
+    request_lens[p] = (size_t)snprintf(requests[p], sizeof requests[p],
+                                       "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                       "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\nCookie: " AUTH_COOKIE "\r\n\r\n",
+                                       ports[p]);
+  }
   read_buffer = malloc(READ_SIZE);
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) finish_fail("epoll_create1: %s", strerror(errno));
