@@ -10,7 +10,7 @@ import { Connection, type WSConnection } from './connection.js';
 import { redisBrokerFromUrl } from './broker/redis-url.js';
 import { workerShutdown } from './cluster/worker.js';
 import { lineLogger, type Logger } from './log.js';
-import { runChat, workersOf } from './apps/chat/command.js';
+import { runChat } from './apps/chat/command.js';
 import { listenMetrics } from './metrics.js';
 import { ClientProtocol } from './protocol/client.js';
 import { Server, type Handler } from './server/serve.js';
@@ -36,7 +36,7 @@ Usage:
       address, TLS, routes with built-in or module handlers, their limits.
       Routes and limits are applied again on SIGHUP and when the file
       changes; SIGINT or SIGTERM closes every connection (1001) and exits.
-  resound chat [--host 127.0.0.1] [--port 8080] [--workers N|auto] [--verbose] [--quiet]
+  resound chat [--host 127.0.0.1] [--port 8080] [--workers N|auto] [--redis URL] [--verbose] [--quiet]
       A chat people can open: a web page at http://HOST:PORT/ and its
       WebSocket at /chat on the same port, with rooms, names, join and leave
       notices; the page reconnects by itself. With --workers, the rooms are
@@ -78,7 +78,7 @@ Options:
   --metrics-port  echo, room: serve Prometheus metrics on
                   http://HOST:N/metrics
   --quiet         echo, room: do not print the listening URL
-  --redis         echo, room: share topics with every other process on this
+  --redis         echo, room, chat: share topics with every other process on this
                   Redis (redis://HOST:PORT), at most once: publishes made
                   while it is down reach this process only. Needs the npm
                   package redis (or ioredis) installed where resound runs
@@ -159,8 +159,9 @@ async function main(argv: string[]): Promise<number> {
       return runChat({
         host: values.host ?? '127.0.0.1',
         port: portOf('port', values.port ?? '8080'),
-        workers: values.workers === undefined ? undefined : workersOf(values.workers),
-        logger: values.verbose ? lineLogger('info') : undefined,
+        workers: workersFlag(values.workers),
+        broker: values.redis === undefined ? undefined : () => redisBrokerFromUrl(values.redis!),
+        logger: values.verbose ? lineLogger('info') : values.redis !== undefined ? brokerLines() : undefined,
         quiet: values.quiet,
       });
     case 'client':

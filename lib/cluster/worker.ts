@@ -18,6 +18,8 @@ import { isResoundMessage, WORKER_ENV, type ToPrimary, type ToWorker } from './m
 export interface ClusterMember {
   close(code?: number, reason?: string): Promise<void>;
   stats(): ServerStats;
+  /** HTTP servers it is attached to: closed when the worker leaves, or their idle keep-alive sockets would hold it. */
+  httpServers(): ReadonlyArray<{ close(): unknown }>;
 }
 
 /** How often each server's stats go to the primary. */
@@ -127,8 +129,12 @@ function reportStats(): void {
  * the primary close, and the process ends once nothing else holds it.
  */
 function shutdown(code: number, reason: string): Promise<void> {
+  // Taken before closing: a closed server has let go of the HTTP servers it was attached to.
+  const httpServers = members.flatMap(({ server }) => server.httpServers());
   shuttingDown ??= Promise.all(members.map(({ server }) => server.close(code, reason))).then(() => {
     reportStats();
+    // Node's http close() also drops idle keep-alive sockets (a browser keeps some open).
+    for (const http of httpServers) http.close();
     if (cluster.worker?.isConnected()) cluster.worker.disconnect();
     shutDown();
   });

@@ -169,7 +169,9 @@ export class Server<D = unknown> {
     checkReadBufferSize(options.readBufferSize ?? DEFAULTS.readBufferSize);
     primeAllocator(options.primeAllocator);
     // A worker of a resound cluster shares its topics through the primary, unless given a broker of its own.
-    const clusterBroker = inResoundWorker() ? joinCluster(this) : null;
+    const clusterBroker = inResoundWorker()
+      ? joinCluster({ close: (code, reason) => this.close(code, reason), stats: () => this.stats(), httpServers: () => this.attached.map(({ server }) => server) })
+      : null;
     this.broker = options.broker ?? clusterBroker;
     if (this.broker !== null) {
       this.topics.useBroker(this.broker);

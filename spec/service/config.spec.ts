@@ -38,7 +38,7 @@ test('durations and sizes: the forms a config may write them in', () => {
 test('the userver chat sample: /chat echoes with a 100 000-byte message limit, on port 8080', () => {
   const file = sourcePath('examples/userver-chat.json');
   const config = parseConfig(readFileSync(file, 'utf8'), file);
-  assert.deepEqual(config.listen, { host: '::', port: 8080, tls: null });
+  assert.deepEqual(config.listen, { host: '::', port: 8080, tls: null, workers: null });
   assert.deepEqual(config.routes.map((r) => [r.pattern, r.handler]), [['/chat', { kind: 'builtin', name: 'echo' }]]);
   assert.deepEqual(config.routes[0]!.options, { maxPayload: 100_000 });
 });

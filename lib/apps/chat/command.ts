@@ -23,14 +23,6 @@ export interface ChatCommandOptions {
   quiet?: boolean;
 }
 
-/** `--workers`: 'auto' or a whole number, 1 or more. */
-export function workersOf(value: string): number | 'auto' {
-  if (value === 'auto') return value;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new RangeError(`bad --workers ${value}: expected 'auto' or a whole number, 1 or more`);
-  return n;
-}
-
 /** Serve the chat until SIGINT or SIGTERM, then close every connection (1001) and resolve with the exit code. */
 export async function runChat(options: ChatCommandOptions): Promise<number> {
   if (options.workers !== undefined && cluster.isPrimary) {
