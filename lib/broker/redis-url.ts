@@ -85,15 +85,19 @@ async function load(name: RedisLibrary): Promise<{ module: Module } | { missing:
 }
 
 function nodeRedisClient(module: Module, url: string): NodeRedisClient {
-  const createClient = (module['createClient'] ?? (module['default'] as Module | undefined)?.['createClient']) as ((options: { url: string }) => NodeRedisClient) | undefined;
+  type CreateClient = (options: { url: string; disableOfflineQueue: boolean }) => NodeRedisClient;
+  const createClient = (module['createClient'] ?? (module['default'] as Module | undefined)?.['createClient']) as CreateClient | undefined;
   if (typeof createClient !== 'function') throw new Error('the `redis` package found has no createClient(): resound needs redis v4 or later');
-  return createClient({ url });
+  // Nothing queued while disconnected: what cannot go out now is not sent late (at most once).
+  return createClient({ url, disableOfflineQueue: true });
 }
 
 function ioredisClient(module: Module, url: string): IORedisClient {
-  type RedisConstructor = new (url: string, options: { lazyConnect: boolean }) => IORedisClient;
+  type Options = { lazyConnect: boolean; enableOfflineQueue: boolean; autoResendUnfulfilledCommands: boolean };
+  type RedisConstructor = new (url: string, options: Options) => IORedisClient;
   const Redis = (typeof module['default'] === 'function' ? module['default'] : module['Redis']) as RedisConstructor | undefined;
   if (typeof Redis !== 'function') throw new Error('the `ioredis` package found exports no Redis class');
-  // Connected by the broker once it has its error listener.
-  return new Redis(url, { lazyConnect: true });
+  // Connected by the broker once it has its error listener. Nothing queued while disconnected, and a
+  // publish whose reply was lost with the connection is not sent again after the reconnect (at most once).
+  return new Redis(url, { lazyConnect: true, enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
 }

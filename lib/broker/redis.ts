@@ -31,11 +31,17 @@
  * Delivery is at most once. The state is 'up' while both connections are
  * ready; otherwise a publish reaches this process's subscribers only and is
  * counted (dropped.linkDown): it is never left in the client's offline queue
- * to go out late. Reconnecting is the client library's own (its reconnect
- * strategy and backoff, as the application configured the client; the
- * duplicate inherits them). When both are ready again, every wanted topic is
- * subscribed again, and channels left while the link was down are left at
- * Redis too.
+ * to go out late. (One publish handed to the client in the instant its
+ * connection breaks may still go out after the reconnect, or twice, if the
+ * client given sends again what was unanswered or queues what was unwritten:
+ * ioredis's autoResendUnfulfilledCommands and node-redis's offline queue, on
+ * by default. A client made with them off, as redisBrokerFromUrl makes it,
+ * keeps it strictly at most once.)
+ *
+ * Reconnecting is the client library's own (its reconnect strategy and
+ * backoff, as the application configured the client; the duplicate inherits
+ * them). When both are ready again, every wanted topic is subscribed again,
+ * and channels left while the link was down are left at Redis too.
  *
  * Memory is bounded: publishes handed to the client and not yet answered by
  * Redis are counted (count and bytes); past `maxInFlight` or
@@ -79,7 +85,7 @@ export interface IORedisClient {
   /** 'wait', 'connecting', 'connect', 'ready', 'close', 'reconnecting', 'end'. */
   readonly status: string;
   connect(): Promise<unknown>;
-  duplicate(override?: { autoResubscribe?: boolean; enableOfflineQueue?: boolean; lazyConnect?: boolean }): IORedisClient;
+  duplicate(override?: { autoResubscribe?: boolean; autoResendUnfulfilledCommands?: boolean; enableOfflineQueue?: boolean; lazyConnect?: boolean }): IORedisClient;
   publish(channel: string, message: Buffer): Promise<unknown>;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
@@ -254,8 +260,10 @@ async function closeNodeRedis(client: NodeRedisClient): Promise<void> {
 /**
  * ioredis. Its duplicate is made with autoResubscribe off (the broker
  * subscribes every wanted topic again itself when the link is back up, so no
- * stale channel comes back) and without the offline queue (a command that
- * cannot be written now fails instead of going out late).
+ * stale channel comes back), without the offline queue (a command that
+ * cannot be written now fails instead of going out late) and without
+ * autoResendUnfulfilledCommands (a SUBSCRIBE lost with the connection is not
+ * sent again behind the broker's back).
  */
 class IORedisLink implements Link {
   private readonly subscriber: IORedisClient;
@@ -273,7 +281,7 @@ class IORedisLink implements Link {
     private readonly owned: boolean,
     private readonly events: LinkEvents,
   ) {
-    this.subscriber = client.duplicate({ autoResubscribe: false, enableOfflineQueue: false, lazyConnect: true });
+    this.subscriber = client.duplicate({ autoResubscribe: false, autoResendUnfulfilledCommands: false, enableOfflineQueue: false, lazyConnect: true });
   }
 
   start(): void {
