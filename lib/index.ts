@@ -21,4 +21,6 @@ export { renderMetrics, metricsListener, listenMetrics, METRICS_CONTENT_TYPE, ty
 export type { ServerStats, ClusterStats } from './stats.js';
 export { BrokerBase, type Broker, type BrokerLink, type BrokerStats, type BrokerState, type TopicData } from './broker/broker.js';
 export { ClusterPrimary, startWorkers, type ClusterOptions } from './cluster/primary.js';
+export { redisBroker, RedisBroker, type RedisBrokerOptions, type RedisClient, type NodeRedisClient, type IORedisClient } from './broker/redis.js';
+export { redisBrokerFromUrl, type RedisUrlOptions, type RedisLibrary } from './broker/redis-url.js';
 export * from './protocol/index.js';

@@ -155,3 +155,22 @@ test('examples/operate: echoes, logs each connection on stderr, and serves /metr
     assert.equal(await stop(child), 0);
   }
 });
+
+test('examples/scale-out: two workers on one port; a message from a client of one reaches the client of the other; SIGTERM closes both with 1001', { timeout: 20_000 }, async () => {
+  const { child, url } = await startExample('scale-out');
+  try {
+    const first = await connect(url);
+    const second = await connect(url);
+    const [a, b] = [String(await withTimeout(first.receive(), 5000, 'hello a')), String(await withTimeout(second.receive(), 5000, 'hello b'))];
+    assert.match(a, /^you are on worker \d+$/);
+    assert.notEqual(a, b, 'connections are dealt to the two workers in turn');
+    await first.sendText('across workers');
+    assert.equal(await withTimeout(second.receive(), 5000, 'the message on the other worker'), 'across workers');
+    const exited = stop(child);
+    assert.equal((await withTimeout(first.closed, 5000, 'first closed')).code, 1001);
+    assert.equal((await withTimeout(second.closed, 5000, 'second closed')).code, 1001);
+    assert.equal(await exited, 0, 'the primary exits cleanly once its workers are gone');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
