@@ -524,9 +524,19 @@ export class Connection implements WSConnection, TurnTaker, SendWatched, KeptAli
    */
   sendPrepared(message: PreparedMessage): boolean {
     if (this.protocol.state !== State.OPEN) return false;
+    // A publish to an idle subscriber: its frame straight to the socket, past the output queue.
+    if (!this.has(DISPATCHING) && this.sentDirect(message)) return true;
     this.protocol.sendPrepared(message);
     this.sentMessage();
     if (!this.has(DISPATCHING)) this.flush();
+    return true;
+  }
+
+  /** True when `message` went straight to the socket (nothing queued before it, plain TCP). */
+  private sentDirect(message: PreparedMessage): boolean {
+    const frame = this.protocol.preparedFrame(message);
+    if (frame === null || !writeDirect(this.socket, frame)) return false;
+    this.sentMessage();
     return true;
   }
 

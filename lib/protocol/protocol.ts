@@ -309,6 +309,19 @@ export abstract class Protocol {
    * Send a message framed once for many connections. A server queues the
    * shared frame itself (no copy); a client masks a copy of its payload.
    */
+  /**
+   * The frame of `message` when it can be sent as it is with nothing queued
+   * before it (a server, OPEN, no pending output, not compressed for this
+   * peer): the I/O layer may write it straight away, and the protocol has
+   * nothing to track for it. Null: queue it with sendPrepared().
+   */
+  preparedFrame(message: PreparedMessage): Uint8Array | null {
+    if (this.output !== null || this.state !== State.OPEN || this.side !== 'server' || this.ending !== null) return null;
+    const deflate = this.deflate;
+    if (deflate !== null && message.compress && deflate.canCompress && deflate.fits(message.payload.length)) return null;
+    return message.frame;
+  }
+
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
     const deflate = this.deflate;

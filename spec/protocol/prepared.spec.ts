@@ -97,3 +97,32 @@ describe('sendPrepared()', () => {
     assert.throws(() => other.p.sendPrepared(new PreparedMessage('late')), InvalidStateError);
   });
 });
+
+describe('preparedFrame(): when the I/O layer may write a prepared frame straight away', () => {
+  test('an open server with nothing queued: the shared frame itself, and nothing queued by asking', () => {
+    const message = new PreparedMessage('direct');
+    const wire = openServer();
+    assert.equal(wire.p.preparedFrame(message), message.frame);
+    assert.equal(wire.p.dataToSend().length, 0, 'asking queues nothing');
+  });
+
+  test('not behind queued output, not once closing, not on a client', () => {
+    const message = new PreparedMessage('x');
+    const queued = openServer();
+    queued.p.sendText('first');
+    assert.equal(queued.p.preparedFrame(message), null, 'it would overtake "first"');
+    const closing = openServer();
+    closing.p.sendClose(1000);
+    closing.p.dataToSend();
+    assert.equal(closing.p.preparedFrame(message), null);
+    const client = new ClientProtocol('ws://example.com/', { key: RFC_KEY });
+    assert.equal(client.preparedFrame(message), null, 'a client masks its own copy');
+  });
+
+  test('a peer that agreed permessage-deflate gets the compressed frame through the queue instead', () => {
+    const wire = openServer({}, { add: [['Sec-WebSocket-Extensions', 'permessage-deflate']] });
+    assert.equal(wire.p.preparedFrame(new PreparedMessage('x'.repeat(4096))), null, 'over the threshold: compressed');
+    const small = new PreparedMessage('small');
+    assert.equal(wire.p.preparedFrame(small), small.frame, 'under the threshold: sent as it is');
+  });
+});
