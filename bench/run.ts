@@ -5,18 +5,17 @@
  * stops both by PID. Then medians, the table, bench/results/latest.{json,md}
  * and bench/results/chart.svg.
  */
-import { killAll, killChildrenOnExit, track, untrack } from './children.js';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { exitsWithin, freePort, killAll, killChildrenOnExit, launch, sleep, stop, waitForQuiet, type Child, type Launcher } from './children.js';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { availableParallelism, cpus, release } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Report, summarize, type Cell, type Machine, type RunRecord } from './report.js';
 import { RAW_ECHOES, SCENARIOS, SERVER_NAMES, scenarioNamed, type LoadgenResult, type Scenario, type ServerName } from './scenarios.js';
-import { ACCEPT, machineTicks } from './wire.js';
+import { ACCEPT } from './wire.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BENCH = join(ROOT, 'bench');
@@ -72,53 +71,11 @@ self-signed certificate for 127.0.0.1 with ${OPENSSL} (bench/results/tls-cert.pe
 
 // ---------------------------------------------------------------- child processes
 
-interface Child {
-  pid: number;
-  process: ChildProcess;
-  /** The last few KB of stdout and stderr. */
-  stdout: string;
-  stderr: string;
-  exited: Promise<number | null>;
-  running: boolean;
-}
-
 
 killChildrenOnExit('bench');
 
-interface Launcher {
-  /** taskset present and ≥ 2 cores. */
-  pin: boolean;
-  /** A soft file-descriptor limit to raise to in the child, or null. */
-  nofile: number | null;
-}
-
-function launch(argv: string[], core: number, launcher: Launcher, extraEnv: Record<string, string> = {}): Child {
-  let command = argv;
-  if (launcher.pin) command = ['taskset', '-c', String(core), ...command];
-  // exec keeps the PID, so the PID we hold is the server's or the load generator's own.
-  if (launcher.nofile !== null) command = ['sh', '-c', `ulimit -n ${launcher.nofile} && exec "$@"`, 'sh', ...command];
-  const proc = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...childEnv(), ...extraEnv } });
-  if (proc.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
-  const child: Child = {
-    pid: proc.pid,
-    process: proc,
-    stdout: '',
-    stderr: '',
-    running: true,
-    exited: new Promise((resolveExit) => {
-      proc.on('exit', (code) => {
-        child.running = false;
-        untrack(child.pid);
-        resolveExit(code);
-      });
-    }),
-  };
-  track(child.pid, child);
-  const keep = (text: string): string => (text.length > 8192 ? text.slice(-8192) : text);
-  proc.stdout!.on('data', (chunk: Buffer) => (child.stdout = keep(child.stdout + chunk.toString())));
-  proc.stderr!.on('data', (chunk: Buffer) => (child.stderr = keep(child.stderr + chunk.toString())));
-  proc.on('error', (error) => (child.stderr += `\n${error.message}`));
-  return child;
+function launchChild(argv: string[], core: number, launcher: Launcher, extraEnv: Record<string, string> = {}): Child {
+  return launch(argv, core, launcher, { cwd: ROOT, env: { ...childEnv(), ...extraEnv } });
 }
 
 function childEnv(): NodeJS.ProcessEnv {
@@ -128,45 +85,6 @@ function childEnv(): NodeJS.ProcessEnv {
   delete env.WS_NO_UTF_8_VALIDATE;
   delete env.NODE_OPTIONS;
   return env;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves true when the child exited within `ms`. */
-async function exitsWithin(child: Child, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-  const exited = await Promise.race([child.exited.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return exited;
-}
-
-/** SIGTERM by PID, SIGKILL by PID after 3 s, and wait for the exit. */
-async function stop(child: Child): Promise<void> {
-  if (!child.running) return;
-  try {
-    process.kill(child.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  if (await exitsWithin(child, 3000)) return;
-  try {
-    process.kill(child.pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await child.exited;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolvePort(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -290,7 +208,7 @@ function serverSpecs(versions: Record<string, string>): Map<ServerName, ServerSp
 
 async function startServer(spec: ServerSpec, scenario: Scenario, launcher: Launcher, env: Record<string, string>): Promise<{ child: Child; port: number }> {
   const port = await freePort();
-  const child = launch(spec.command!(port, scenario), SERVER_CORE, launcher, env);
+  const child = launchChild(spec.command!(port, scenario), SERVER_CORE, launcher, env);
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (!child.running) throw new Error(`${spec.name} exited at start: ${ends((child.stderr || child.stdout).trim(), 500)}`);
@@ -330,7 +248,7 @@ async function measureOnce(scenario: Scenario, spec: ServerSpec, run: number, op
     const common = ['--port', String(started.port), '--warmup', String(options.warmup), '--duration', String(options.duration), '--server-pid', String(server.pid)];
     const args = loadgenCommand(scenario, options.loadgen, common);
     if (RAW_ECHOES.includes(spec.name)) args.push('--raw');
-    loadgen = launch(args, LOADGEN_CORE, launcher);
+    loadgen = launchChild(args, LOADGEN_CORE, launcher);
     const limit = (options.warmup + options.duration + scenario.slack) * 1000;
     if (!(await exitsWithin(loadgen, limit))) {
       return { run, ok: false, error: `the load generator did not finish within ${limit / 1000} s` };
@@ -404,23 +322,6 @@ function compileC(source: string, binary: string): string | null {
   return result.status === 0 ? null : `${compiler}: ${(result.error?.message ?? result.stderr).trim().slice(0, 300)}`;
 }
 
-/** CPU used by the whole machine over `ms`, % of one core (while no child of ours runs: other people's load). */
-async function machineLoad(ms: number): Promise<number> {
-  const t0 = performance.now();
-  const a = machineTicks();
-  await sleep(ms);
-  const b = machineTicks();
-  return ((b.busy - a.busy) * 1000) / (performance.now() - t0);
-}
-
-/** Wait, at most QUIET_WAIT_MS, until other processes use less than `maxNoise` % of a core. */
-async function waitForQuiet(maxNoise: number): Promise<number> {
-  const deadline = Date.now() + QUIET_WAIT_MS;
-  let load = await machineLoad(500);
-  while (load > maxNoise && Date.now() < deadline) load = await machineLoad(1000);
-  return load;
-}
-
 /**
  * One measurement, repeated (at most `retries` more times) while other
  * processes took more than `maxNoise` % of a core during it; the quietest
@@ -429,7 +330,7 @@ async function waitForQuiet(maxNoise: number): Promise<number> {
 async function measureQuietly(scenario: Scenario, spec: ServerSpec, run: number, options: Options, launcher: Launcher): Promise<RunRecord> {
   let best: RunRecord | null = null;
   for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
-    const before = await waitForQuiet(options.maxNoise);
+    const before = await waitForQuiet(options.maxNoise, QUIET_WAIT_MS);
     const record = await measureOnce(scenario, spec, run, options, launcher);
     if (!record.ok || !scenario.timed) return record;
     record.details!.attempt = attempt;

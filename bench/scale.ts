@@ -21,18 +21,17 @@
  * everything on both cores with --spread. Results: bench/results/scale.json
  * and scale.md.
  */
-import { killChildrenOnExit, track, untrack } from './children.js';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { exitsWithin, freePort, killChildrenOnExit, launch, sleep, stop, track, untrack, waitForQuiet, type Child, type Launcher } from './children.js';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarioNamed, type FanoutScenario } from './scenarios.js';
-import { ACCEPT, machineTicks } from './wire.js';
+import { ACCEPT } from './wire.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -99,17 +98,6 @@ interface Options {
 
 // ---------------------------------------------------------------- child processes
 
-interface Child {
-  pid: number;
-  name: string;
-  process: ChildProcess;
-  /** The last few KB of stdout and stderr. */
-  stdout: string;
-  stderr: string;
-  exited: Promise<number | null>;
-  running: boolean;
-}
-
 killChildrenOnExit('bench:scale');
 /** redis-server working directories still to remove (also at an early exit). */
 const tmpDirs = new Set<string>();
@@ -117,70 +105,10 @@ process.on('exit', () => {
   for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Launcher {
-  /** taskset present, ≥ 2 cores and no --spread. */
-  pin: boolean;
-  /** A soft file-descriptor limit to raise to in the child, or null. */
-  nofile: number | null;
-}
-
-function launch(name: string, argv: string[], core: number, launcher: Launcher): Child {
-  let command = argv;
-  if (launcher.pin) command = ['taskset', '-c', String(core), ...command];
-  // exec keeps the PID, so the PID we hold is the process's own.
-  if (launcher.nofile !== null) command = ['sh', '-c', `ulimit -n ${launcher.nofile} && exec "$@"`, 'sh', ...command];
+function launchChild(name: string, argv: string[], core: number, launcher: Launcher): Child {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const proc = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
-  if (proc.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
-  const child: Child = {
-    pid: proc.pid,
-    name,
-    process: proc,
-    stdout: '',
-    stderr: '',
-    running: true,
-    exited: new Promise((resolveExit) => {
-      proc.on('exit', (code) => {
-        child.running = false;
-        untrack(child.pid);
-        resolveExit(code);
-      });
-    }),
-  };
-  track(child.pid, child);
-  const keep = (text: string): string => (text.length > 8192 ? text.slice(-8192) : text);
-  proc.stdout!.on('data', (chunk: Buffer) => (child.stdout = keep(child.stdout + chunk.toString())));
-  proc.stderr!.on('data', (chunk: Buffer) => (child.stderr = keep(child.stderr + chunk.toString())));
-  proc.on('error', (error) => (child.stderr += `\n${error.message}`));
-  return child;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function exitsWithin(child: Child, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-  const exited = await Promise.race([child.exited.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return exited;
-}
-
-/** SIGTERM by PID, SIGKILL by PID after `grace` ms, and wait for the exit. */
-async function stop(child: Child, grace = 3000): Promise<void> {
-  if (!child.running) return;
-  try {
-    process.kill(child.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  if (await exitsWithin(child, grace)) return;
-  try {
-    process.kill(child.pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await child.exited;
+  return launch(argv, core, launcher, { cwd: ROOT, env, name });
 }
 
 function alive(pid: number): boolean {
@@ -210,17 +138,6 @@ async function reapWorkers(pids: number[], ms: number): Promise<number[]> {
   }
   for (const pid of pids) untrack(pid);
   return left;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolvePort(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Distinct free ports (a port just closed may be handed out twice). */
@@ -340,7 +257,7 @@ async function startSetup(name: SetupName, launcher: Launcher, options: Options,
   if (name === 'single' || name === 'workers') {
     const [port, metricsPort] = await freePorts(2);
     const extra = name === 'workers' ? ['--workers', '2'] : [];
-    const room = launch(name === 'workers' ? 'primary' : 'room', roomCommand(port!, metricsPort!, extra), SERVER_CORE, launcher);
+    const room = launchChild(name === 'workers' ? 'primary' : 'room', roomCommand(port!, metricsPort!, extra), SERVER_CORE, launcher);
     running.members.push({ role: name === 'workers' ? 'primary' : 'room', pid: room.pid, child: room, metricsPort: metricsPort! });
     running.ports.push(port!);
     // The primary prints the URL once every worker listens.
@@ -361,7 +278,7 @@ async function startSetup(name: SetupName, launcher: Launcher, options: Options,
   running.tmp = mkdtempSync(join(tmpdir(), 'resound-scale-redis-'));
   tmpDirs.add(running.tmp);
   const redisArgs = [options.redisServer, '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const redis = launch('redis-server', [...redisArgs, '--dir', running.tmp, '--daemonize', 'no', '--loglevel', 'warning'], SERVER_CORE, launcher);
+  const redis = launchChild('redis-server', [...redisArgs, '--dir', running.tmp, '--daemonize', 'no', '--loglevel', 'warning'], SERVER_CORE, launcher);
   running.members.push({ role: 'redis-server', pid: redis.pid, child: redis });
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
@@ -378,7 +295,7 @@ async function startSetup(name: SetupName, launcher: Launcher, options: Options,
   ];
   const started: Child[] = [];
   for (const [i, r] of rooms.entries()) {
-    const child = launch(r.role, roomCommand(r.port, r.metrics, ['--redis', url]), SERVER_CORE, launcher);
+    const child = launchChild(r.role, roomCommand(r.port, r.metrics, ['--redis', url]), SERVER_CORE, launcher);
     started.push(child);
     running.ports.push(r.port);
     // Before redis-server, so that the publisher's room is the load generator's --server-pid.
@@ -540,7 +457,7 @@ async function measureOnce(setup: SetupName, run: number, options: Options, laun
       '--server-pid', String(running.members[0]!.pid),
       '--cpu-pids', running.members.map((m) => m.pid).join(','),
     ];
-    loadgen = launch('loadgen', args, LOADGEN_CORE, launcher);
+    loadgen = launchChild('loadgen', args, LOADGEN_CORE, launcher);
     const limit = (options.warmup + options.duration + options.settle + FANOUT.slack) * 1000;
     if (!(await exitsWithin(loadgen, limit))) return fail(`the load generator did not finish within ${limit / 1000} s`);
     const line = loadgen.stdout.trim().split('\n').pop() ?? '';
@@ -628,26 +545,10 @@ function checkCounters(setup: SetupName, subscribers: number, published: number,
 
 // ---------------------------------------------------------------- noise (as run.ts)
 
-/** CPU used by the whole machine over `ms`, % of one core (while no child of ours runs: other people's load). */
-async function machineLoad(ms: number): Promise<number> {
-  const t0 = performance.now();
-  const a = machineTicks();
-  await sleep(ms);
-  const b = machineTicks();
-  return ((b.busy - a.busy) * 1000) / (performance.now() - t0);
-}
-
-async function waitForQuiet(maxNoise: number): Promise<number> {
-  const deadline = Date.now() + QUIET_WAIT_MS;
-  let load = await machineLoad(500);
-  while (load > maxNoise && Date.now() < deadline) load = await machineLoad(1000);
-  return load;
-}
-
 async function measureQuietly(setup: SetupName, run: number, options: Options, launcher: Launcher): Promise<Measurement> {
   let best: Measurement | null = null;
   for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
-    const before = await waitForQuiet(options.maxNoise);
+    const before = await waitForQuiet(options.maxNoise, QUIET_WAIT_MS);
     const record = await measureOnce(setup, run, options, launcher);
     if (!record.ok) return record;
     record.attempt = attempt;
