@@ -12,20 +12,12 @@
  */
 import { serve } from '../../lib/index.js';
 import { redisBroker } from '../../lib/broker/redis.js';
-import { appClient, type Library } from './redis-support.js';
+import { appClient, queryRoom, type Library } from './redis-support.js';
 
 const [library, url] = process.argv.slice(2) as [Library, string];
 const app = appClient(library, url);
 const server = await serve(
-  {
-    onOpen(conn) {
-      for (const topic of conn.request.query.getAll('sub')) conn.subscribe(topic);
-    },
-    onMessage(conn, message) {
-      const topic = conn.request.query.get('pub');
-      if (topic !== null) conn.publish(topic, message);
-    },
-  },
+  queryRoom,
   '127.0.0.1',
   0,
   { broker: redisBroker(app.client) },

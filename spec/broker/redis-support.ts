@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
 import { Redis } from 'ioredis';
-import { connect, type Message, type WSConnection } from '../../lib/index.js';
+import { connect, type ConnectionHandler, type Message, type WSConnection } from '../../lib/index.js';
 import type { BrokerStats } from '../../lib/broker/broker.js';
 import type { RedisClient } from '../../lib/broker/redis.js';
 import { childPort, distPath, until, withTimeout } from '../support.js';
@@ -40,6 +40,21 @@ export async function freePort(): Promise<number> {
   await once(server, 'close');
   return port;
 }
+
+/**
+ * The servers of these specs, in this process and in redis-child.ts: a
+ * connection subscribes to every `sub` of its query and publishes what it
+ * sends to `pub` (`/?sub=a&sub=b&pub=a`).
+ */
+export const queryRoom: ConnectionHandler = {
+  onOpen(conn) {
+    for (const topic of conn.request.query.getAll('sub')) conn.subscribe(topic);
+  },
+  onMessage(conn, message) {
+    const topic = conn.request.query.get('pub');
+    if (topic !== null) conn.publish(topic, message);
+  },
+};
 
 // ---------------------------------------------------------------- redis-server
 

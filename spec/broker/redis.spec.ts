@@ -28,7 +28,7 @@ import { promisify } from 'node:util';
 import { serve, type LogRecord, type Message, type Server } from '../../lib/index.js';
 import { redisBroker, type RedisBroker } from '../../lib/broker/redis.js';
 import { assertSameBytes, delay, patternBytes, patternText } from '../support.js';
-import { appClient, ChildServer, cleanUp, LIBRARIES, Recorder, REDIS_CLI, redisCall, RedisServer, until, untilState, withTimeout, type AppClient } from './redis-support.js';
+import { appClient, ChildServer, cleanUp, LIBRARIES, queryRoom, Recorder, REDIS_CLI, redisCall, RedisServer, until, untilState, withTimeout, type AppClient } from './redis-support.js';
 
 const run = promisify(execFile);
 
@@ -43,15 +43,7 @@ async function roomServer(
   const { logger, ...brokerOptions } = options;
   const broker = redisBroker(app.client, brokerOptions);
   const server = await serve(
-    {
-      onOpen(conn) {
-        for (const topic of conn.request.query.getAll('sub')) conn.subscribe(topic);
-      },
-      onMessage(conn, message) {
-        const topic = conn.request.query.get('pub');
-        if (topic !== null) conn.publish(topic, message);
-      },
-    },
+    queryRoom,
     '127.0.0.1',
     0,
     { broker, logger },
