@@ -160,6 +160,8 @@ export function wamp<D = unknown>(app: WampApp<D> = {}, options: WampOptions<D> 
   const sessions = new Map<string, WSConnection<D>>();
   /** topic → its subscribers here. Only topics with subscribers have an entry. */
   const members = new Map<string, Set<WSConnection<D>>>();
+  /** The last publish of a session still waiting for an async publish hook. */
+  const publishTails = new WeakMap<WampSession, Promise<void>>();
 
   const send = (conn: WSConnection<D>, message: unknown[]): void => {
     // A connection closing meanwhile rejects the send: nothing to answer any more.
@@ -357,16 +359,29 @@ export function wamp<D = unknown>(app: WampApp<D> = {}, options: WampOptions<D> 
         exclude: m.length >= 4 && Array.isArray(m[3]) ? (m[3] as string[]) : null,
         eligible: m.length === 5 ? (m[4] as string[]) : null,
       };
-      const verdict = route.handler?.publish?.(publish);
-      if (verdict instanceof Promise) {
-        return verdict.then(
-          (v) => {
-            if (v !== false) publishFrom(publish);
-          },
-          (error: unknown) => reportError(conn, error),
-        );
+      const go = (): Promise<void> | undefined => {
+        if (conn.state !== 'OPEN') return undefined;
+        const verdict = route.handler?.publish?.(publish);
+        if (verdict instanceof Promise) {
+          return verdict.then(
+            (v) => {
+              if (v !== false) publishFrom(publish);
+            },
+            (error: unknown) => reportError(conn, error),
+          );
+        }
+        if (verdict !== false) publishFrom(publish);
+        return undefined;
+      };
+      // Publishes of one connection go out in the order sent, even behind an async publish hook.
+      const tail = publishTails.get(session);
+      const pending = tail === undefined ? go() : tail.then(go);
+      if (pending !== undefined) {
+        publishTails.set(session, pending);
+        void pending.finally(() => {
+          if (publishTails.get(session) === pending) publishTails.delete(session);
+        });
       }
-      if (verdict !== false) publishFrom(publish);
       return undefined;
     });
 
