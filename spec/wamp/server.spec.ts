@@ -273,3 +273,25 @@ test('CURIEs and URI patterns', () => {
   assert.throws(() => compilePattern(''), TypeError);
   assert.throws(() => compilePattern('http://a/{x}/{x}'), TypeError);
 });
+
+test('connectWamp refuses a server that does not agree wamp, sends no WELCOME, or a WELCOME of another version', { timeout: 15_000 }, async () => {
+  const { Server } = await import('../../lib/server/serve.js');
+  const server = new Server(null)
+    .route('/other', { onOpen: (conn) => void conn.sendText('[0, "s", 1, "x"]') }, { subprotocols: ['not-wamp'] })
+    .route('/silent', { onMessage() {} }, { subprotocols: ['wamp'] })
+    .route('/v2', { onOpen: (conn) => void conn.sendText('[0, "s", 2, "x"]') }, { subprotocols: ['wamp'] });
+  await server.listen('127.0.0.1', 0);
+  try {
+    for (const [path, message] of [
+      ['/other', /did not agree/],
+      ['/silent', /no WELCOME within 200 ms/],
+      ['/v2', /not WAMP v1/],
+    ] as const) {
+      const error = await connectWamp(`${server.url}${path}`, { welcomeTimeout: 200 }).catch((e: unknown) => e);
+      assert.ok(error instanceof WampProtocolError, `${path}: ${String(error)}`);
+      assert.match(error.message, message);
+    }
+  } finally {
+    await server.close();
+  }
+});

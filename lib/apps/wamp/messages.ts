@@ -43,9 +43,4 @@ export class WampError extends Error {
   ) {
     super(description);
   }
-
-  /** Whether the CALLERROR carried details (a fifth element). */
-  get hasDetails(): boolean {
-    return this.details !== undefined;
-  }
 }

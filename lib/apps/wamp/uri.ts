@@ -95,10 +95,6 @@ export class UriRouter<T> {
     return this;
   }
 
-  get size(): number {
-    return this.routes.length;
-  }
-
   match(uri: string): { value: T; params: Record<string, string>; pattern: string } | null {
     for (const route of this.routes) {
       const params = route.pattern.match(uri);
