@@ -144,8 +144,11 @@ export class ClusterPrimary {
     });
   }
 
-  /** Fork one worker; resolves when it listens, rejects if it exits before. */
-  private fork(): Promise<void> {
+  /**
+   * Fork one worker; resolves when it listens, rejects if it exits before.
+   * A restarted worker that dies, before listening or after, is restarted again.
+   */
+  private fork(restarted = false): Promise<void> {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
     const member: Member = { worker, startedAt: Date.now(), stats: new Map(), inFlight: 0 };
     this.members.set(worker.id, member);
@@ -165,7 +168,8 @@ export class ClusterPrimary {
         this.left(member);
         const how = signal ? `signal ${signal}` : `code ${code}`;
         if (!listening) reject(new Error(`worker ${worker.id} (pid ${worker.process.pid}) exited with ${how} before listening`));
-        if (this.closing !== null || !listening) return;
+        // At start, a worker that cannot listen fails the start instead.
+        if (this.closing !== null || (!listening && !restarted)) return;
         logEvent(this.options.logger, 'warn', 'worker-exit', `worker ${worker.id} (pid ${worker.process.pid}) exited with ${how}; restarting it`);
         this.restartLater(member);
       });
@@ -179,7 +183,7 @@ export class ClusterPrimary {
     setTimeout(() => {
       if (this.closing !== null) return;
       this.restarts++;
-      this.fork().catch((error: Error) => {
+      this.fork(true).catch((error: Error) => {
         logEvent(this.options.logger, 'error', 'worker-exit', error.message, { error });
       });
     }, delay).unref();

@@ -232,3 +232,21 @@ test('bad --workers values are refused with a message', async () => {
     assert.match(child.stderr(), /bad --workers/);
   }
 });
+
+test('a worker that cannot listen (the port is taken) fails the start: serve() rejects and no process is left', async () => {
+  const { createServer } = await import('node:net');
+  const taken = createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => taken.once('listening', resolve));
+  const port = (taken.address() as { port: number }).port;
+  try {
+    const proc = spawn(process.execPath, [distPath('spec/cluster/room-fixture.js')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORT: String(port) } });
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const [code] = await withTimeout(new Promise<[number | null]>((resolve) => proc.on('exit', (c) => resolve([c]))), 20_000, 'the primary to give up');
+    assert.notEqual(code, 0);
+    assert.match(stderr, /exited with code 1 before listening/);
+    assert.match(stderr, /EADDRINUSE/);
+  } finally {
+    taken.close();
+  }
+});

@@ -22,7 +22,7 @@ const server = await serve(
     },
   },
   '127.0.0.1',
-  0,
+  Number(process.env['PORT'] ?? 0),
   { workers: { count: Number(process.env['WORKERS'] ?? 2), restartDelay: 50, handleSignals: true } },
 );
 
