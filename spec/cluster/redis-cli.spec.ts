@@ -71,3 +71,45 @@ test('two resound room --redis processes (one on 2 workers) share the room; the 
   two.child.proc.kill('SIGTERM');
   for (const conn of conns) assert.equal((await withTimeout(conn.closed, 10_000, 'close')).code, 1001);
 });
+
+async function chat(t: Parameters<typeof reapCli>[0], redisUrl: string): Promise<{ child: CliChild; url: string }> {
+  const child = runCli(['chat', '--port', '0', '--redis', redisUrl]);
+  reapCli(t, child);
+  const url = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      const check = (): void => {
+        const match = /resound chat on http:\/\/(127\.0\.0\.1:\d+)\//.exec(child.stdout());
+        if (match) resolve(`ws://${match[1]!}/chat`);
+      };
+      child.proc.stdout.on('data', check);
+      void child.exited.then(({ code }) => reject(new Error(`resound chat exited with ${code}: ${child.stderr()}`)));
+    }),
+    20_000,
+    'resound chat --redis to listen',
+  );
+  return { child, url };
+}
+
+test('resound chat --redis: two chat processes share their rooms through Redis, unchanged', { timeout: 40_000 }, async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.stop());
+  const [one, two] = [await chat(t, redis.url), await chat(t, redis.url)];
+  const alice = await connect(one.url);
+  const bob = await connect(two.url);
+  const carol = await connect(two.url);
+  const events = [alice, bob, carol].map(listen);
+  void alice.sendText(JSON.stringify({ type: 'join', name: 'alice', room: 'lobby' }));
+  void bob.sendText(JSON.stringify({ type: 'join', name: 'bob', room: 'lobby' }));
+  void carol.sendText(JSON.stringify({ type: 'join', name: 'carol', room: 'elsewhere' }));
+  await redis.untilNumsub('resound:room:lobby', 2, 'both chat processes subscribed to the lobby');
+  void alice.sendText(JSON.stringify({ type: 'say', text: 'hello from process one' }));
+  const said = (list: string[]): string[] => list.map((e) => JSON.parse(e) as { type: string; name?: string; text?: string }).filter((e) => e.type === 'message').map((e) => `${e.name}: ${e.text}`);
+  await until(() => said(events[1]!).length === 1, 'bob (process two) to hear alice (process one)', 10_000);
+  assert.deepEqual(said(events[1]!), ['alice: hello from process one']);
+  assert.deepEqual(said(events[0]!), ['alice: hello from process one']);
+  await delay(200);
+  assert.deepEqual(said(events[2]!), [], 'another room hears nothing');
+  one.child.proc.kill('SIGTERM');
+  two.child.proc.kill('SIGTERM');
+  await Promise.all([one.child.exited, two.child.exited]);
+});
