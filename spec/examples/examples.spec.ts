@@ -108,20 +108,30 @@ test("examples/ballerina-echo: the REST base path and the WebSocket under it sha
   }
 });
 
-test('examples/resonance: a page and WebSockets on one port, the jsonrpc subprotocol mandatory', { timeout: 20_000 }, async () => {
+test('examples/resonance: a page, a JSON status and JSON-RPC on one port, the jsonrpc subprotocol mandatory', { timeout: 20_000 }, async () => {
   const { child, url } = await startExample('resonance');
   try {
     const { origin } = new URL(url);
-    const page = await fetch(origin.replace('ws://', 'http://') + '/');
+    const http = origin.replace('ws://', 'http://');
+    const page = await fetch(`${http}/`);
     assert.match(await page.text(), /share this port/);
     await assert.rejects(connect(`${origin}/`), /400/);
     const conn = await connect(`${origin}/`, { subprotocols: ['jsonrpc'] });
     assert.equal(conn.subprotocol, 'jsonrpc');
-    await conn.sendText('{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}');
-    assert.deepEqual(JSON.parse((await withTimeout(conn.receive(), 2000, 'answer')) as string), {
-      protocol: 'jsonrpc',
-      received: '{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}',
+    const call = async (request: string): Promise<unknown> => {
+      await conn.sendText(request);
+      return JSON.parse((await withTimeout(conn.receive(), 2000, 'answer')) as string);
+    };
+    assert.deepEqual(await call('{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}'), { jsonrpc: '2.0', result: 'hi', id: 1 });
+    assert.deepEqual(await call('{"jsonrpc":"2.0","method":"echo","params":{"message":"named"},"id":2}'), { jsonrpc: '2.0', result: 'named', id: 2 });
+    assert.deepEqual(await call('{"jsonrpc":"2.0","method":"shout","params":["hi"],"id":3}'), { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: 3 });
+    assert.deepEqual(await call('{"jsonrpc":"2.0","method":"echo","params":[42],"id":4}'), {
+      jsonrpc: '2.0',
+      error: { code: -32602, message: 'Invalid params', data: 'param "message" must be a string' },
+      id: 4,
     });
+    const status = (await (await fetch(`${http}/status`)).json()) as { subprotocols: string[]; methods: string[]; connections: number; refused: Record<string, number> };
+    assert.deepEqual(status, { subprotocols: ['jsonrpc'], methods: ['echo'], connections: 1, refused: { 400: 1 } });
     conn.close();
   } finally {
     assert.equal(await stop(child), 0);

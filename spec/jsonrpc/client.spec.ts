@@ -141,7 +141,7 @@ test('the server calls the client; pending requests reject with JsonRpcClosedErr
     await assert.rejects(fixture.rpc.request(conn, 'hang', [], { timeout: 50 }), JsonRpcTimeoutError);
 
     const serverWaits = fixture.rpc.request(conn, 'hang', [], { timeout: 0 });
-    const clientWaits = client.call('sleep', { ms: 5000 });
+    const clientWaits = client.call('sleep', { ms: 400 });
     assert.equal(fixture.rpc.engine.stats(conn).pending, 1);
     client.close(1000, 'bye');
     await assert.rejects(serverWaits, (error: JsonRpcClosedError) => error instanceof JsonRpcClosedError && error.code === 1000 && error.method === 'hang' && /closed \(1000 bye\)/.test(error.message));
