@@ -14,7 +14,7 @@
  * at once with -32000 (a notification over it is dropped). Connections never
  * wait for each other.
  */
-import type { WSConnection } from '../../connection.js';
+import { isThenable, type WSConnection } from '../../connection.js';
 import type { Message } from '../../protocol/protocol.js';
 import { Pipeline, type Middleware } from '../subprotocols.js';
 
@@ -500,11 +500,13 @@ export class JsonRpcEngine<D = unknown> {
       peer.inFlight--;
       return failed(error);
     }
-    if (!(result instanceof Promise)) {
+    if (!isThenable(result)) {
       peer.inFlight--;
       return succeeded(result);
     }
-    return result.then(succeeded, failed).finally(() => peer.inFlight--);
+    return Promise.resolve(result)
+      .then(succeeded, failed)
+      .finally(() => peer.inFlight--);
   }
 
   // ---- requests of ours ----
