@@ -1,7 +1,9 @@
 // JSON-RPC calls per second beside the plain echo of the same run: a resound
 // server in a child process with two routes (/echo echoes; /rpc speaks
 // jsonrpc with a schema-checked `echo`), and one client connection here per
-// scenario, 1 call in flight and pipelined (64 in flight).
+// scenario, 1 call in flight and pipelined (64 in flight). The raw client
+// sends the same request text to both routes (the server's cost of JSON-RPC);
+// connectJsonRpc's rows add the client's (one promise and write per call).
 // Run: npm run bench:jsonrpc [seconds per scenario, default 2]
 import { fork } from 'node:child_process';
 import { Server, connect } from '../lib/index.js';
@@ -22,13 +24,15 @@ if (process.argv[2] === 'serve') {
   const base = `ws://127.0.0.1:${port}`;
   const request = (id: number): string => `{"jsonrpc":"2.0","method":"echo","params":["hello"],"id":${id}}`;
 
-  async function plain(window: number): Promise<number> {
+  /** A raw client: `path` answers each request text with one message; the next request goes out from onMessage. */
+  async function plain(window: number, path = '/echo'): Promise<number> {
     let done = 0;
     let stop = false;
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
     let outstanding = 0;
-    const conn = await connect(`${base}/echo`, {
+    const conn = await connect(`${base}${path}`, {
+      subprotocols: path === '/rpc' ? ['jsonrpc'] : [],
       handler: {
         onMessage(c) {
           done++;
@@ -69,9 +73,10 @@ if (process.argv[2] === 'serve') {
   const rows: Array<[string, number]> = [];
   for (const window of [1, 64]) {
     rows.push([`plain echo, ${window} in flight`, await plain(window)]);
-    rows.push([`JSON-RPC echo, ${window} in flight`, await rpc(window)]);
+    rows.push([`JSON-RPC, raw client, ${window} in flight`, await plain(window, '/rpc')]);
+    rows.push([`JSON-RPC, connectJsonRpc, ${window} in flight`, await rpc(window)]);
   }
   console.log(`node ${process.version}, ${seconds} s per scenario, one connection`);
-  for (const [name, rate] of rows) console.log(`${name.padEnd(28)} ${Math.round(rate).toLocaleString('en-US').padStart(10)} /s`);
+  for (const [name, rate] of rows) console.log(`${name.padEnd(36)} ${Math.round(rate).toLocaleString('en-US').padStart(10)} /s`);
   child.disconnect();
 }
