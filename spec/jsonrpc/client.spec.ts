@@ -71,11 +71,13 @@ test('maxInFlight: calls over the bound are answered -32000 at once, and the bou
   const fixture = await rpcServer(specMethods(), { maxInFlight: 2 });
   const client = await connectJsonRpc(fixture.url);
   try {
-    const slow = [client.call('sleep', { ms: 200 }), client.call('sleep', { ms: 200 })];
-    const started = Date.now();
-    await assert.rejects(client.call('sleep', { ms: 200 }), (error: JsonRpcError) => error.code === JsonRpcCode.Busy && /2 calls in flight/.test(error.message));
-    assert.ok(Date.now() - started < 150, 'the refusal came at once');
-    assert.deepEqual(await Promise.all(slow), [200, 200]);
+    const slow = [client.call('sleep', { ms: 1000 }), client.call('sleep', { ms: 1000 })];
+    let slowDone = false;
+    void Promise.all(slow).then(() => (slowDone = true));
+    await assert.rejects(client.call('sleep', { ms: 1000 }), (error: JsonRpcError) => error.code === JsonRpcCode.Busy && /2 calls in flight/.test(error.message));
+    assert.equal(slowDone, false, 'the refusal came before the running calls settled');
+    assert.deepEqual(fixture.rpc.engine.stats([...fixture.server.connections][0]!), { inFlight: 2, pending: 0 });
+    assert.deepEqual(await Promise.all(slow), [1000, 1000]);
     assert.equal(await client.call('sleep', { ms: 1 }), 1);
   } finally {
     client.close();
