@@ -6,9 +6,7 @@
 // connectJsonRpc's rows add the client's (one promise and write per call).
 // Run: npm run bench:jsonrpc [seconds per scenario, default 2]
 import { fork } from 'node:child_process';
-import { Server, connect } from '../lib/index.js';
-import { speak } from '../lib/apps/subprotocols.js';
-import { connectJsonRpc, jsonRpc, method } from '../lib/apps/jsonrpc/index.js';
+import { Server, connect, connectJsonRpc, jsonRpc, method, speak } from '../lib/index.js';
 
 if (process.argv[2] === 'serve') {
   const server = new Server(null, {});

@@ -12,11 +12,7 @@
  *     filtered per session by the app's own registry.
  * Short runs; the median of 3 is reported.
  */
-import { connect } from '../lib/client/connect.js';
-import type { WSConnection } from '../lib/connection.js';
-import { Server } from '../lib/server/serve.js';
-import { speak } from '../lib/apps/subprotocols.js';
-import { wamp } from '../lib/apps/wamp/index.js';
+import { connect, Server, speak, wamp, type WSConnection } from '../lib/index.js';
 
 const subscribers = Number(process.argv[2] ?? 100);
 const publishes = Number(process.argv[3] ?? 2000);

@@ -6,9 +6,7 @@
 // Run: npm run build && node dist/examples/babdev-wamp.js [port]
 // Environment: WAMP_BLOCKED (comma-separated addresses or CIDR ranges, default 203.0.113.0/24),
 // WAMP_ORIGINS (comma-separated, default http://localhost:8080,https://app.example.com).
-import { allowOrigins, blockAddresses, reject, Server } from '../lib/index.js';
-import { speak } from '../lib/apps/subprotocols.js';
-import { wamp, WampError } from '../lib/apps/wamp/index.js';
+import { allowOrigins, blockAddresses, reject, Server, speak, wamp, WampError } from '../lib/index.js';
 
 /** What authorize puts on conn.data: the user of the web login. */
 interface Login {

@@ -6,9 +6,7 @@
 // Run: npm run build && node dist/examples/resonance.js [port]
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { attach } from '../lib/index.js';
-import { speak } from '../lib/apps/subprotocols.js';
-import { jsonRpc, method, type MethodSpec } from '../lib/apps/jsonrpc/index.js';
+import { attach, jsonRpc, method, speak, type MethodSpec } from '../lib/index.js';
 
 const port = Number(process.argv[2] ?? 8080);
 
