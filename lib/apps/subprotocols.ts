@@ -74,6 +74,8 @@ export type Middleware<C> = (context: C, next: () => unknown) => unknown;
  */
 export class Pipeline<C> {
   private readonly stages: Array<{ name: string; run: Middleware<C> }> = [];
+  /** Middleware added so far: each is named `middleware N` in names(). */
+  private middlewares = 0;
 
   /** Add a stage at the end. */
   stage(name: string, run: Middleware<C>): this {
@@ -86,7 +88,7 @@ export class Pipeline<C> {
   use(run: Middleware<C>, before?: string): this {
     const at = before === undefined ? this.stages.length - 1 : this.stages.findIndex((s) => s.name === before);
     if (at < 0) throw new TypeError(before === undefined ? 'the pipeline has no stages yet' : `no stage named "${before}" (stages: ${this.names().join(', ')})`);
-    this.stages.splice(at, 0, { name: `middleware ${this.stages.length}`, run });
+    this.stages.splice(at, 0, { name: `middleware ${++this.middlewares}`, run });
     return this;
   }
 
