@@ -41,6 +41,7 @@ export {
   type JsonRpcClientOptions,
   type EngineOptions,
   type MethodTable,
+  type TableHandler,
   type MethodSpec,
   type MethodHandler,
   type CallContext as JsonRpcCallContext,

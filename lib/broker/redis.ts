@@ -53,7 +53,12 @@ import { encodeEnvelope, newOrigin, openEnvelope } from './envelope.js';
 
 // ------------------------------------------------------------ the clients, structurally
 
-/** Event listeners of a client (both libraries are EventEmitters). */
+/**
+ * Event listeners of a client (both libraries are EventEmitters). `any[]`
+ * as Node's own EventEmitter types have it: the libraries declare their
+ * listeners so, and neither `unknown[]` nor `never[]` matches both theirs and ours.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyListener = (...args: any[]) => void;
 
 /** What a channel message listener of node-redis gets with bufferMode = true. */

@@ -138,10 +138,18 @@ export type MethodHandler<P = unknown, D = unknown> = (params: P, call: CallCont
  */
 export interface MethodSpec<P = unknown, D = unknown> {
   params?: ParamsSchema | ((params: JsonRpcParams | undefined) => boolean | string);
-  handler: MethodHandler<P, D>;
+  // A method signature: a spec whose handler takes typed params still fits a MethodTable.
+  handler(params: P, call: CallContext<D>): unknown;
 }
 
-export type MethodTable<D = unknown> = Record<string, MethodHandler<any, D> | MethodSpec<any, D>>;
+/**
+ * A bare handler in a MethodTable: it gets the params as sent (`unknown`:
+ * check them, or give the method a schema with `method()`). Declared as a
+ * method so that a handler written for narrower params fits too.
+ */
+export type TableHandler<D = unknown> = { handle(params: unknown, call: CallContext<D>): unknown }['handle'];
+
+export type MethodTable<D = unknown> = Record<string, TableHandler<D> | MethodSpec<unknown, D>>;
 
 /** A method with a params schema and a handler typed from it. */
 export function method<S extends ParamsSchema, D = unknown>(params: S, handler: MethodHandler<ParamsOf<S>, D>): MethodSpec<ParamsOf<S>, D> {
@@ -209,7 +217,7 @@ export interface JsonRpcCall {
   /** Set (by validate, or by middleware refusing the call): answered with this, the handler is not run. */
   error?: JsonRpcError;
   /** The handler (set by validate). */
-  handler?: MethodHandler<any, any>;
+  handler?: MethodSpec<unknown, unknown>['handler'];
 }
 
 /** What flows through the pipeline for one WebSocket message. */
@@ -288,7 +296,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export class JsonRpcEngine<D = unknown> {
   readonly pipeline = new Pipeline<JsonRpcContext<D>>();
   private readonly peers = new WeakMap<WSConnection<D>, PeerState>();
-  private readonly methods = new Map<string, MethodSpec<any, D>>();
+  private readonly methods = new Map<string, MethodSpec<unknown, D>>();
   readonly maxBatch: number;
   readonly maxInFlight: number;
   readonly timeout: number;

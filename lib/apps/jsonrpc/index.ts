@@ -21,6 +21,7 @@ export {
   type MethodHandler,
   type MethodSpec,
   type MethodTable,
+  type TableHandler,
   type ParamSpec,
   type ParamType,
   type ParamsOf,
