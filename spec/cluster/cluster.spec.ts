@@ -20,8 +20,8 @@ interface Cluster {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-async function startCluster(t: TestContext, workers = 2): Promise<Cluster> {
-  const proc = spawn(process.execPath, [distPath('spec/cluster/room-fixture.js')], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, WORKERS: String(workers) } });
+async function startCluster(t: TestContext, workers = 2, env: Record<string, string> = {}): Promise<Cluster> {
+  const proc = spawn(process.execPath, [distPath('spec/cluster/room-fixture.js')], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, WORKERS: String(workers), ...env } });
   let stderr = '';
   proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -249,4 +249,30 @@ test('a worker that cannot listen (the port is taken) fails the start: serve() r
   } finally {
     taken.close();
   }
+});
+
+test('a worker that keeps failing at start is restarted again, with backoff, until it listens', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'resound-crash-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'crash');
+  const cluster = await startCluster(t, 2, { CRASH_FLAG: flag });
+  const members = await membersOnTwoWorkers(cluster.port, 1);
+  writeFileSync(flag, '');
+  process.kill(members[0]!.pid, 'SIGKILL');
+  // Each restart exits before listening while the flag is there: the primary must keep trying.
+  const restarts = async (): Promise<number> => sample(await metrics(cluster.metricsPort), 'resound_cluster_restarts_total');
+  await withTimeout(
+    (async () => {
+      while ((await restarts()) < 3) await delay(50);
+    })(),
+    10_000,
+    'three restarts of a worker that fails at start',
+  );
+  rmSync(flag);
+  const again = await withTimeout(membersOnTwoWorkers(cluster.port, 1, 250), 20_000, 'the worker to be back once it can start');
+  assert.equal(new Set(again.map((m) => m.pid)).size, 2);
+  for (const m of [...members, ...again]) m.conn.close();
 });

@@ -7,9 +7,14 @@
  * Not a *.spec.ts file: the test runner does not run it.
  */
 import cluster from 'node:cluster';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
 import { listenMetrics, serve } from '../../lib/index.js';
+
+// A worker that fails at start while this file exists (a crash loop, for the restart spec).
+const crashFlag = process.env['CRASH_FLAG'];
+if (cluster.isWorker && crashFlag !== undefined && existsSync(crashFlag)) process.exit(3);
 
 const server = await serve(
   {
