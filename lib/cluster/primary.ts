@@ -10,6 +10,7 @@ import cluster, { type Address, type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { TopicData } from '../broker/broker.js';
+import { withDeadline } from '../deadline.js';
 import { logEvent, type Logger } from '../log.js';
 import { addStats, emptyStats, type ClusterStats, type ServerStats } from '../stats.js';
 import { isResoundMessage, WORKER_ENV, type ToPrimary, type ToWorker } from './messages.js';
@@ -75,19 +76,11 @@ export class ClusterPrimary {
     }
     const started = Array.from({ length: this.size }, () => this.fork());
     const timeout = this.options.startTimeout ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        Promise.all(started),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the workers were not all listening within ${timeout} ms`)), timeout);
-        }),
-      ]);
+      await withDeadline(Promise.all(started), timeout, () => new Error(`the workers were not all listening within ${timeout} ms`));
     } catch (error) {
       await this.close();
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

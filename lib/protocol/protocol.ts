@@ -317,15 +317,18 @@ export abstract class Protocol {
    */
   preparedFrame(message: PreparedMessage): Uint8Array | null {
     if (this.output !== null || this.state !== State.OPEN || this.side !== 'server' || this.ending !== null) return null;
-    const deflate = this.deflate;
-    if (deflate !== null && message.compress && deflate.canCompress && deflate.fits(message.payload.length)) return null;
-    return message.frame;
+    return this.compresses(message, this.deflate) ? null : message.frame;
+  }
+
+  /** True when `message` goes compressed to this peer (permessage-deflate agreed, wanted, and its size pays). */
+  private compresses(message: PreparedMessage, deflate: MessageDeflater | null): deflate is MessageDeflater {
+    return deflate !== null && message.compress && deflate.canCompress && deflate.fits(message.payload.length);
   }
 
   sendPrepared(message: PreparedMessage): void {
     this.assertCanSendData();
     const deflate = this.deflate;
-    if (deflate !== null && message.compress && deflate.canCompress && deflate.fits(message.payload.length)) {
+    if (this.compresses(message, deflate)) {
       // Without context takeover the compressed frame is the same for every such subscriber: made once.
       if (this.side === 'server' && deflate.sharesCompression) this.pushOutput(message.compressedFrame(deflate));
       else this.sendFrame(message.opcode, deflate.compress(message.payload), true, RSV1);

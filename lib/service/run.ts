@@ -257,8 +257,8 @@ export async function runService(file: string, options: ServiceOptions & { print
   }
   if (hangupsBeforeStart > 0) service.hangup();
   if (cluster.isWorker) {
-    // The primary prints, and tells this worker when to stop.
-    await Promise.race([workerShutdown(), new Promise((resolve) => process.once('SIGTERM', resolve))]);
+    // The primary prints, and tells this worker when to stop (a SIGTERM or SIGINT to the worker shuts it down too).
+    await workerShutdown();
     process.off('SIGHUP', onHangup);
     await service.close();
     return 0;

@@ -9,6 +9,7 @@ import type { WSConnection } from '../../connection.js';
 import { WebSocketError } from '../../protocol/errors.js';
 import { WAMP, WampError } from './messages.js';
 import { expandCurie, type CurieRule } from './uri.js';
+import { withDeadline } from '../../deadline.js';
 
 export interface WampClientOptions extends Omit<ConnectOptions, 'handler' | 'subprotocols'> {
   /** How this client expands its own CURIEs to match EVENT topics with subscriptions. Default 'concat'. */
@@ -113,13 +114,7 @@ export async function connectWamp(url: string | URL, options: WampClientOptions 
     throw new WampProtocolError(`the server did not agree the wamp subprotocol (${String(conn.subprotocol)})`);
   }
   const timeout = options.welcomeTimeout ?? 10_000;
-  let timer: NodeJS.Timeout | undefined;
-  const w = await Promise.race([
-    welcome,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WampProtocolError(`no WELCOME within ${timeout} ms`)), timeout);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  const w = await withDeadline(welcome, timeout, () => new WampProtocolError(`no WELCOME within ${timeout} ms`));
   if (typeof w[1] !== 'string' || w[2] !== 1) {
     conn.close(1002, 'not WAMP v1');
     throw new WampProtocolError(`WELCOME is not WAMP v1: ${JSON.stringify(w).slice(0, 100)}`);
