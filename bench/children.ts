@@ -73,13 +73,18 @@ export interface Launcher {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Start `argv` in `cwd` (pinned to `core` when the launcher pins), tracked until it exits. */
-export function launch(argv: string[], core: number, launcher: Launcher, options: { cwd: string; env: NodeJS.ProcessEnv; name?: string }): Child {
+/**
+ * Start `argv` in `cwd` (pinned to `core` when the launcher pins), tracked
+ * until it exits. `ipc`: its standard output goes to ours and it gets an IPC
+ * channel (`child.process.send`); otherwise stdout is kept like stderr.
+ */
+export function launch(argv: string[], core: number, launcher: Launcher, options: { cwd: string; env: NodeJS.ProcessEnv; name?: string; ipc?: boolean }): Child {
   let command = argv;
   if (launcher.pin) command = ['taskset', '-c', String(core), ...command];
   // exec keeps the PID, so the PID we hold is the process's own.
   if (launcher.nofile !== null) command = ['sh', '-c', `ulimit -n ${launcher.nofile} && exec "$@"`, 'sh', ...command];
-  const proc = spawn(command[0]!, command.slice(1), { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: options.env });
+  const stdio = options.ipc === true ? (['ignore', 'inherit', 'pipe', 'ipc'] as const) : (['ignore', 'pipe', 'pipe'] as const);
+  const proc = spawn(command[0]!, command.slice(1), { cwd: options.cwd, stdio: [...stdio], env: options.env });
   if (proc.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
   const child: Child = {
     pid: proc.pid,
@@ -98,7 +103,7 @@ export function launch(argv: string[], core: number, launcher: Launcher, options
   };
   track(child.pid, child);
   const keep = (text: string): string => (text.length > 8192 ? text.slice(-8192) : text);
-  proc.stdout!.on('data', (chunk: Buffer) => (child.stdout = keep(child.stdout + chunk.toString())));
+  proc.stdout?.on('data', (chunk: Buffer) => (child.stdout = keep(child.stdout + chunk.toString())));
   proc.stderr!.on('data', (chunk: Buffer) => (child.stderr = keep(child.stderr + chunk.toString())));
   proc.on('error', (error) => (child.stderr += `\n${error.message}`));
   return child;

@@ -8,8 +8,8 @@
  * connection objects. Exit 0 only when nothing leaked and the load saw no
  * error; the figures go to bench/results/soak.json.
  */
-import { killAll, killChildrenOnExit, track, untrack } from './children.js';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { killAll, killChildrenOnExit, launch, sleep, type Child } from './children.js';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -103,16 +103,6 @@ for (const script of [SERVER_SCRIPT, LOAD_SCRIPT]) {
 
 // ---------------------------------------------------------------- child processes
 
-interface Child {
-  name: string;
-  pid: number;
-  process: ChildProcess;
-  /** The last few KB of its standard error. */
-  stderr: string;
-  exited: Promise<number | null>;
-  running: boolean;
-}
-
 const children = new Map<number, Child>();
 
 killChildrenOnExit('soak');
@@ -122,40 +112,15 @@ const pin = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'tru
 const softNofile = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
 const nofile = Number.isFinite(softNofile) && softNofile < options.connections + 512 ? options.connections + 512 : null;
 
-function launch(name: string, script: string, args: string[], core: number): Child {
-  let command = [process.execPath, '--expose-gc', script, ...args];
-  if (pin) command = ['taskset', '-c', String(core), ...command];
-  if (nofile !== null) command = ['sh', '-c', `ulimit -n ${nofile} && exec "$@"`, 'sh', ...command];
+function launchNode(name: string, script: string, args: string[], core: number): Child {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const proc = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env });
-  if (proc.pid === undefined) throw new Error(`could not start ${name}`);
-  const child: Child = {
-    name,
-    pid: proc.pid,
-    process: proc,
-    stderr: '',
-    running: true,
-    exited: new Promise((resolveExit) => {
-      proc.on('exit', (code) => {
-        child.running = false;
-        untrack(child.pid);
-        children.delete(child.pid);
-        resolveExit(code);
-      });
-    }),
-  };
-  track(child.pid, child);
+  const child = launch([process.execPath, '--expose-gc', script, ...args], core, { pin, nofile }, { cwd: ROOT, env, name, ipc: true });
   children.set(child.pid, child);
-  proc.stderr!.on('data', (chunk: Buffer) => {
-    child.stderr += chunk.toString();
-    if (child.stderr.length > 8192) child.stderr = child.stderr.slice(-8192);
-  });
-  proc.on('error', (error) => (child.stderr += `\n${error.message}`));
+  void child.exited.then(() => children.delete(child.pid));
   return child;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `promise`, or a rejection naming `what` after `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -393,7 +358,7 @@ async function main(): Promise<number> {
       `Node ${m.node}, ${m.cores} cores, commit ${m.commit}${Number(m.libChanges) > 0 ? ` + ${m.libChanges} uncommitted change(s) in lib/` : ''}\n`,
   );
 
-  const server = launch('server', SERVER_SCRIPT, [], SERVER_CORE);
+  const server = launchNode('server', SERVER_SCRIPT, [], SERVER_CORE);
   const link = new ServerLink(server);
   const port = await within(
     Promise.race([link.ready, server.exited.then((code) => Promise.reject(new Error(`the server exited (${code}): ${lastLine(server.stderr)}`)))]),
@@ -402,7 +367,7 @@ async function main(): Promise<number> {
   );
   const before = await link.count();
 
-  const load = launch(
+  const load = launchNode(
     'load',
     LOAD_SCRIPT,
     [
