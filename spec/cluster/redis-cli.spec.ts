@@ -60,6 +60,9 @@ test('two resound room --redis processes (one on 2 workers) share the room; the 
   await until(() => got[1]!.includes('local only'), 'local delivery during the outage');
   await redis.launch();
   await until(() => /broker-up: redis broker: link back up/.test(one.child.stderr()), 'process one to say the link is back', 20_000);
+  // Publishes made before a process's link is back are dropped (at most once): wait for every link, the workers' too.
+  const backUp = (text: string): number => text.match(/broker-up: redis broker: link back up/g)?.length ?? 0;
+  await until(() => backUp(two.child.stderr()) === 2, 'both workers of process two to say the link is back', 20_000);
   await redis.untilNumsub('resound:room', 3, 'every subscription back after the restart', 20_000);
   await conns[3]!.sendText('after the restart');
   await until(() => got.every((g) => g.includes('after the restart')), 'delivery everywhere after the restart', 10_000);
